@@ -1,0 +1,77 @@
+"""The ``s2s-aws`` command line.
+
+Each command group lives in its own module and exposes ``register(subparsers, parents)``; handlers
+import heavy modules (boto3, torch, matplotlib) only when they run, so ``s2s-aws --help`` is fast.
+A handler returns an exit code (0 ok, 1 job/endpoint failed, 2 bad input) or None for 0.
+Errors of type :class:`s2s_aws.errors.S2SError` are printed as one clear message, never a traceback
+(``--debug`` shows it).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..errors import S2SError
+
+# command-group modules, each with register(subparsers, parents)
+_GROUPS = (
+    "s2s_aws.cli.data",      # preprocess, inspect
+    "s2s_aws.cli.aws",       # upload, train, status, logs, deploy, translate, update-endpoint, transform, cleanup
+    "s2s_aws.cli.pipeline",  # pipeline definition/upsert/start/status
+    "s2s_aws.cli.local",     # local up, quickstart
+)
+
+
+def _common_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("global options")
+    g.add_argument("--region", default=None, help="AWS region (default: from the environment/profile)")
+    g.add_argument("--profile", default=None, help="AWS named profile to use")
+    g.add_argument("--json", action="store_true", help="machine-readable JSON output (for CI)")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    g.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_parser()
+    parser = argparse.ArgumentParser(
+        prog="s2s-aws",
+        description="Train and host sequence-to-sequence models on Amazon SageMaker (or locally).",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _GROUPS:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:  # a group not written yet must not break the others
+            if e.name == name:
+                continue
+            raise
+        mod.register(sub, [common])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        rc = args.func(args)
+    except S2SError as e:
+        if args.debug:
+            raise
+        print(f"s2s-aws: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("s2s-aws: interrupted", file=sys.stderr)
+        return 130
+    return 0 if rc is None else int(rc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
