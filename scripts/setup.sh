@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 stamp=.s2s-setup-stamp
-want=$(cat pyproject.toml infra/package.json infra/package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml scripts/constraints.txt infra/package.json infra/package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -16,7 +16,8 @@ echo "== setting up .venv (first run takes a few minutes)"
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first, pinned to a CPU build: a bare 'torch>=2.4' would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[algorithm,local,infra,dev]"
+# scripts/constraints.txt pins the versions the test suite was last run with (no resolver backtracking)
+.venv/bin/python -m pip install -q -c scripts/constraints.txt -e ".[algorithm,local,infra,dev]"
 
 if [ -f infra/package.json ] && command -v npm >/dev/null 2>&1; then
   echo "== installing the CDK CLI (infra/node_modules)"
