@@ -1,0 +1,631 @@
+"""The hyperparameter schema of the seq2seq algorithm, shared by the SDK and the container.
+
+SageMaker hands a training container its hyperparameters as a JSON object of *strings*. This module
+parses and validates them once, in one place, for everybody: the SDK validates before it calls any
+AWS API, the training program validates what it finds in ``hyperparameters.json``, and the pipeline
+builds its parameters from :data:`SCHEMA`.
+
+Example::
+
+    from s2s_aws.hyperparameters import Hyperparameters
+
+    hp = Hyperparameters.from_strings({"batch_size": "32", "optimizer_type": "sgd", "momentum": "0.9"})
+    hp.batch_size                  # 32 (typed)
+    hp.rnn_attention_num_hidden    # 1024: follows rnn_num_hidden unless set
+    hp.to_strings()                # {'batch_size': '32', 'momentum': '0.9', 'optimizer_type': 'sgd'}
+    hp.replace(batch_size=64)      # a new object; Hyperparameters objects are immutable
+
+Rules decided here (the contract leaves them open):
+
+* Booleans accept ``true``/``false`` and ``1``/``0`` in any case (surrounding blanks ignored);
+  the canonical string is ``true``/``false``. Choices are matched case-insensitively and stored in
+  lower case. Integers are plain decimal (``"32"``, ``"-1"``); floats are decimal or scientific
+  notation (``"3e-4"``); NaN and infinities are rejected. Canonical strings are ``str(int)`` and
+  ``repr(float)`` (``"1.0"``, ``"0.0003"``, ``"1e-05"``), so ``from_strings(x).to_strings() == x``
+  holds exactly for canonical input.
+* ``rnn_residual_connections=true`` with one encoder layer *and* one decoder layer is an error:
+  there is no layer to add a residual connection to. ``rnn_attention_in_upper_layers`` with a
+  single decoder layer is harmless: there are no upper layers, so it has no effect.
+* ``momentum`` may only be set when ``optimizer_type=sgd``.
+* ``min_num_epochs`` must not exceed ``max_num_epochs`` when the latter is set.
+* ``optimized_metric=bleu`` needs BLEU on the validation set, so ``bleu_sample_size`` must then be
+  -1 (the whole set) or a positive sample size, not the default 0.
+* ``clip_gradient``: a negative value disables clipping; 0 is rejected (it would zero every
+  gradient).
+* Names starting with ``sagemaker_`` or ``_`` are reserved for SageMaker itself (framework and
+  tuning jobs inject such entries); :meth:`Hyperparameters.from_strings` ignores them by default.
+* Equality compares the *resolved* values (:meth:`Hyperparameters.as_dict`): an object with
+  ``batch_size=64`` set explicitly equals the default object. ``to_strings()`` still remembers what
+  was set explicitly.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .errors import HyperparameterError
+
+__all__ = [
+    "Hyperparameters",
+    "HyperparameterSpec",
+    "SCHEMA",
+    "EXTENSION_NAMES",
+    "RESERVED_PREFIXES",
+    "describe",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Name prefixes SageMaker (or its SDK) may add to a job's hyperparameters; never ours.
+RESERVED_PREFIXES: tuple[str, ...] = ("sagemaker_", "_")
+
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_TRUE = frozenset({"true", "1"})
+_FALSE = frozenset({"false", "0"})
+
+
+@dataclass(frozen=True)
+class HyperparameterSpec:
+    """One hyperparameter: its type, default, allowed values and help text.
+
+    ``kind`` is ``"int"``, ``"float"``, ``"bool"`` or ``"choice"``. ``minimum``/``maximum`` bound
+    numbers (inclusive unless ``min_exclusive``/``max_exclusive``); ``special`` lists extra
+    values allowed outside the bounds (``-1`` = unlimited); ``excluded`` lists values rejected inside
+    them. ``default`` is None for a name that is unset unless given (``optional``) or whose default
+    follows another name (``default_from``).
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    special: tuple[Any, ...] = ()
+    excluded: tuple[Any, ...] = ()
+    even: bool = False
+    optional: bool = False
+    default_from: str | None = None
+    extension: bool = False
+
+    @property
+    def type_name(self) -> str:
+        """A short type name for tables: int, float, bool or str."""
+        return {"choice": "str"}.get(self.kind, self.kind)
+
+    @property
+    def allowed(self) -> str:
+        """What values are allowed, in words (used in error messages and tables)."""
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "choice":
+            return "one of: " + ", ".join(self.choices)
+        noun = "an even integer" if self.even else ("an integer" if self.kind == "int" else "a number")
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and hi is not None:
+            text = (f"{noun} in {'(' if self.min_exclusive else '['}{_fmt(lo)}, "
+                    f"{_fmt(hi)}{')' if self.max_exclusive else ']'}")
+        elif lo is not None and self.kind == "int" and lo == 1 and not self.min_exclusive:
+            text = f"{noun} > 0"
+        elif lo is not None:
+            text = f"{noun} {'>' if self.min_exclusive else '>='} {_fmt(lo)}"
+        elif hi is not None:
+            text = f"{noun} {'<' if self.max_exclusive else '<='} {_fmt(hi)}"
+        else:
+            text = noun
+        if self.excluded:
+            text += " other than " + ", ".join(_fmt(v) for v in self.excluded)
+        if self.special:
+            text += ", or " + ", ".join(_fmt(v) for v in self.special)
+        return text
+
+    @property
+    def default_text(self) -> str:
+        """The default as shown to users (``unset``, ``= rnn_num_hidden``, or a canonical string)."""
+        if self.default_from is not None:
+            return f"= {self.default_from}"
+        if self.default is None:
+            return "unset"
+        return self.to_string(self.default)
+
+    def to_string(self, value: Any) -> str:
+        """The canonical string form of a valid python value."""
+        if self.kind == "bool":
+            return "true" if value else "false"
+        if self.kind == "float":
+            return repr(float(value))
+        return str(value)
+
+    def parse(self, value: Any) -> Any:
+        """Convert a string or python value to this parameter's type and check it.
+
+        Raises :class:`HyperparameterError` naming the parameter, the value and what is allowed.
+        """
+        converted = self._convert(value)
+        if self.kind in ("int", "float") and not self._in_range(converted):
+            raise self._error(value)
+        return converted
+
+    # -- internals -------------------------------------------------------------------------------
+    def _error(self, value: Any, extra: str = "") -> HyperparameterError:
+        shown = repr(value)
+        message = f"hyperparameter {self.name}={shown} is not allowed: expected {self.allowed}"
+        if extra:
+            message += f" ({extra})"
+        message += f". Fix the value, or leave {self.name} out to use the default ({self.default_text})."
+        return HyperparameterError(message, name=self.name, value=value, allowed=self.allowed)
+
+    def _convert(self, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if self.kind == "bool":
+                low = text.lower()
+                if low in _TRUE:
+                    return True
+                if low in _FALSE:
+                    return False
+                raise self._error(value)
+            if self.kind == "choice":
+                low = text.lower()
+                if low in self.choices:
+                    return low
+                raise self._error(value, _did_you_mean(low, self.choices))
+            if self.kind == "int":
+                if _INT_RE.fullmatch(text):
+                    return int(text)
+                hint = "write a whole number such as 32" if _FLOAT_RE.fullmatch(text) else ""
+                raise self._error(value, hint)
+            if _FLOAT_RE.fullmatch(text):  # float
+                result = float(text)
+                if math.isfinite(result):
+                    return result
+            raise self._error(value)
+        # python values
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise self._error(value)
+        if self.kind == "choice":
+            raise self._error(value, "give the choice as a string")
+        if isinstance(value, bool):  # bool is an int subclass; True is not a batch size
+            raise self._error(value)
+        if self.kind == "int":
+            if isinstance(value, int):
+                return int(value)
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise self._error(value)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+        raise self._error(value)
+
+    def _in_range(self, value: float) -> bool:
+        if value in self.special:
+            return True
+        if value in self.excluded:
+            return False
+        if self.minimum is not None:
+            if value < self.minimum or (self.min_exclusive and value == self.minimum):
+                return False
+        if self.maximum is not None:
+            if value > self.maximum or (self.max_exclusive and value == self.maximum):
+                return False
+        if self.even and value % 2 != 0:
+            return False
+        return True
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _did_you_mean(word: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _int(name: str, default: Any, help: str, **kw: Any) -> HyperparameterSpec:
+    return HyperparameterSpec(name, "int", default, help, **kw)
+
+
+def _float(name: str, default: Any, help: str, **kw: Any) -> HyperparameterSpec:
+    return HyperparameterSpec(name, "float", float(default) if default is not None else None, help, **kw)
+
+
+def _bool(name: str, default: bool, help: str, **kw: Any) -> HyperparameterSpec:
+    return HyperparameterSpec(name, "bool", default, help, **kw)
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...], help: str, **kw: Any) -> HyperparameterSpec:
+    return HyperparameterSpec(name, "choice", default, help, choices=choices, **kw)
+
+
+_POS = {"minimum": 1}                                      # int > 0
+_UNIT = {"minimum": 0.0, "maximum": 1.0}                   # float in [0, 1]
+_ACTIVATIONS = ("glu", "relu", "softrelu", "sigmoid", "tanh")
+
+_SPECS: tuple[HyperparameterSpec, ...] = (
+    # -- the built-in algorithm's names (CONTRACT.md), alphabetical --------------------------------
+    _int("batch_size", 64, "Sentence pairs per mini-batch (per device).", **_POS),
+    _int("beam_size", 5, "Beam width used when decoding; 1 means greedy decoding.", **_POS),
+    _int("bleu_sample_size", 0, "Validation pairs decoded to compute BLEU at each checkpoint; "
+         "0 = no BLEU, -1 = the whole validation set.", minimum=0, special=(-1,)),
+    _int("bucket_width", 10, "Width of the sequence-length buckets used to batch similar lengths.", **_POS),
+    _bool("bucketing_enabled", True, "Batch sentence pairs of similar length together (less padding)."),
+    _int("checkpoint_frequency_num_batches", 1000, "Evaluate on the validation set and write a "
+         "checkpoint every N batches.", **_POS),
+    _int("checkpoint_threshold", 3, "Stop early after this many checkpoints without improvement "
+         "of optimized_metric.", **_POS),
+    _float("clip_gradient", 1, "Clip gradients to this absolute value; a negative value disables "
+           "clipping.", excluded=(0.0,)),
+    _choice("cnn_activation_type", "glu", _ACTIVATIONS, "Activation of the convolutional layers."),
+    _float("cnn_hidden_dropout", 0, "Dropout between convolutional layers.", **_UNIT),
+    _int("cnn_kernel_width_decoder", 5, "Kernel width of the convolutional decoder.", **_POS),
+    _int("cnn_kernel_width_encoder", 3, "Kernel width of the convolutional encoder.", **_POS),
+    _int("cnn_num_hidden", 512, "Hidden units of the convolutional encoder and decoder.", **_POS),
+    _choice("decoder_type", "rnn", ("rnn", "cnn"), "Decoder architecture."),
+    _float("embed_dropout_source", 0, "Dropout on the source embeddings.", **_UNIT),
+    _float("embed_dropout_target", 0, "Dropout on the target embeddings.", **_UNIT),
+    _choice("encoder_type", "rnn", ("rnn", "cnn"), "Encoder architecture."),
+    _int("fixed_rate_lr_half_life", 10, "Half-life of the learning rate, in checkpoints, for the "
+         "fixed_rate_* schedulers.", **_POS),
+    _float("learning_rate", 0.0003, "Initial learning rate.", minimum=0.0, min_exclusive=True),
+    _choice("loss_type", "cross-entropy", ("cross-entropy",), "Training loss."),
+    _choice("lr_scheduler_type", "plateau_reduce",
+            ("plateau_reduce", "fixed_rate_inv_t", "fixed_rate_inv_sqrt_t"),
+            "Learning-rate schedule."),
+    _int("max_num_batches", -1, "Stop after this many batches; -1 = unlimited.", minimum=1, special=(-1,)),
+    _int("max_num_epochs", None, "Stop after this many epochs; unset = no epoch limit.", optional=True, **_POS),
+    _int("min_num_epochs", 0, "Train at least this many epochs before early stopping may stop the "
+         "job.", minimum=0),
+    _int("max_seq_len_source", 100, "Longest source sequence in tokens; longer ones are truncated.", **_POS),
+    _int("max_seq_len_target", 100, "Longest target sequence in tokens; longer ones are truncated.", **_POS),
+    _float("momentum", None, "Momentum for optimizer_type=sgd (set it only with sgd); unset = "
+           "no momentum.", optional=True, minimum=0.0),
+    _int("num_embed_source", 512, "Source embedding size.", **_POS),
+    _int("num_embed_target", 512, "Target embedding size.", **_POS),
+    _int("num_layers_decoder", 1, "Decoder layers.", **_POS),
+    _int("num_layers_encoder", 1, "Encoder layers (the first RNN layer is bidirectional).", **_POS),
+    _choice("optimized_metric", "perplexity", ("perplexity", "accuracy", "bleu"),
+            "Validation metric used for early stopping and to pick the best checkpoint."),
+    _choice("optimizer_type", "adam", ("adam", "sgd", "rmsprop"), "Optimizer."),
+    _float("plateau_reduce_lr_factor", 0.5, "Multiply the learning rate by this factor when "
+           "optimized_metric stops improving (plateau_reduce).", minimum=0.0, maximum=1.0,
+           min_exclusive=True, max_exclusive=True),
+    _int("plateau_reduce_lr_threshold", 3, "Checkpoints without improvement before plateau_reduce "
+         "lowers the learning rate.", **_POS),
+    _bool("rnn_attention_in_upper_layers", True, "Feed the attention context to the upper decoder "
+          "layers too (no effect with a single decoder layer)."),
+    _int("rnn_attention_num_hidden", None, "Hidden units of the attention layer; defaults to "
+         "rnn_num_hidden.", default_from="rnn_num_hidden", **_POS),
+    _choice("rnn_attention_type", "mlp", ("dot", "fixed", "mlp", "bilinear"), "Attention mechanism."),
+    _choice("rnn_cell_type", "lstm", ("lstm", "gru"), "Recurrent cell."),
+    _float("rnn_decoder_hidden_dropout", 0, "Dropout on the decoder's hidden state.", **_UNIT),
+    _choice("rnn_decoder_state_init", "last", ("last", "avg", "zero"),
+            "How the decoder's initial state is built from the encoder."),
+    _int("rnn_first_residual_layer", 2, "First layer (1-based) that gets a residual connection when "
+         "rnn_residual_connections is true.", **_POS),
+    _int("rnn_num_hidden", 1024, "Hidden units of the RNN layers; even, because the first encoder "
+         "layer is bidirectional with half the units per direction.", even=True, **_POS),
+    _bool("rnn_residual_connections", False, "Add residual connections between stacked RNN layers "
+          "(needs more than one layer)."),
+    _choice("training_metric", "perplexity", ("perplexity", "accuracy"), "Metric logged on training batches."),
+    _float("weight_decay", 0, "L2 weight decay.", minimum=0.0),
+    _float("weight_init_scale", 2.34, "Scale of the weight initialisation (uniform and xavier).",
+           minimum=0.0, min_exclusive=True),
+    _choice("weight_init_type", "xavier", ("uniform", "xavier"), "Weight initialisation."),
+    _choice("xavier_factor_type", "in", ("in", "out", "avg"), "Fan used by xavier initialisation."),
+    # -- extensions beyond the built-in algorithm (defaults keep built-in behaviour) ------------------
+    _int("seed", 1, "Random seed for initialisation, shuffling and dropout.", minimum=0,
+         maximum=2**32 - 1, extension=True),
+    _choice("mixed_precision", "auto", ("auto", "bf16", "fp16", "off"), "Mixed-precision training: "
+            "auto = bf16 on GPUs that support it, off on CPU.", extension=True),
+    _float("label_smoothing", 0, "Label smoothing of the cross-entropy loss.", minimum=0.0, maximum=1.0,
+           max_exclusive=True, extension=True),
+    _float("length_penalty_alpha", 1.0, "Length penalty exponent for beam search: "
+           "lp(len) = ((beta + len) / (beta + 1)) ** alpha; 0 disables.", minimum=0.0, extension=True),
+    _float("length_penalty_beta", 0.0, "Length penalty offset for beam search (see "
+           "length_penalty_alpha).", minimum=0.0, extension=True),
+)
+
+#: name -> :class:`HyperparameterSpec`, in table order (built-in names, then extensions).
+SCHEMA: Mapping[str, HyperparameterSpec] = MappingProxyType({s.name: s for s in _SPECS})
+
+#: The names that extend the built-in algorithm.
+EXTENSION_NAMES: tuple[str, ...] = tuple(s.name for s in _SPECS if s.extension)
+
+_DEFAULTS: dict[str, Any] = {s.name: s.default for s in _SPECS}
+
+
+def _unknown_name_error(name: Any) -> HyperparameterError:
+    if not isinstance(name, str):
+        return HyperparameterError(f"hyperparameter names must be strings, got {name!r}. "
+                                   "Use the names listed by Hyperparameters.names().", name=str(name))
+    hint = _did_you_mean(name, SCHEMA) or _did_you_mean(name.lower().strip().replace("-", "_"), SCHEMA)
+    message = f"unknown hyperparameter {name!r}" + (f"; {hint}" if hint else ".")
+    message += " Valid names are listed by Hyperparameters.names() (or s2s_aws.hyperparameters.describe())."
+    return HyperparameterError(message, name=name, allowed="a name from Hyperparameters.names()")
+
+
+def _example(spec: HyperparameterSpec) -> str:
+    if spec.default is not None:
+        return spec.to_string(spec.default)
+    return spec.to_string(spec.minimum if spec.kind == "float" else int(spec.minimum or 1))
+
+
+def _combine(errors: list[HyperparameterError]) -> HyperparameterError:
+    if len(errors) == 1:
+        err = errors[0]
+    else:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        err = HyperparameterError(f"{len(errors)} hyperparameter problems:\n{lines}")
+    err.errors = tuple(errors)  # type: ignore[attr-defined]
+    return err
+
+
+def _cross_check(explicit: Mapping[str, Any], resolved: Mapping[str, Any]) -> list[HyperparameterError]:
+    """Rules between fields; every problem found, each naming the fields involved."""
+    problems: list[HyperparameterError] = []
+    if "momentum" in explicit and explicit["momentum"] is not None and resolved["optimizer_type"] != "sgd":
+        problems.append(HyperparameterError(
+            f"hyperparameter momentum={explicit['momentum']!r} only applies to optimizer_type=sgd, but "
+            f"optimizer_type is {resolved['optimizer_type']!r}. Remove momentum, or set optimizer_type=sgd.",
+            name="momentum", value=explicit["momentum"], allowed="only with optimizer_type=sgd"))
+    if resolved["rnn_residual_connections"] and resolved["num_layers_encoder"] < 2 \
+            and resolved["num_layers_decoder"] < 2:
+        problems.append(HyperparameterError(
+            "hyperparameter rnn_residual_connections=true needs more than one RNN layer, but "
+            "num_layers_encoder=1 and num_layers_decoder=1. Set num_layers_encoder and/or "
+            "num_layers_decoder to 2 or more, or set rnn_residual_connections=false.",
+            name="rnn_residual_connections", value=True, allowed="true only with more than one layer"))
+    max_epochs = resolved["max_num_epochs"]
+    if max_epochs is not None and resolved["min_num_epochs"] > max_epochs:
+        problems.append(HyperparameterError(
+            f"hyperparameter min_num_epochs={resolved['min_num_epochs']} is greater than "
+            f"max_num_epochs={max_epochs}. Lower min_num_epochs or raise max_num_epochs.",
+            name="min_num_epochs", value=resolved["min_num_epochs"], allowed=f"an integer <= {max_epochs}"))
+    if resolved["optimized_metric"] == "bleu" and resolved["bleu_sample_size"] == 0:
+        problems.append(HyperparameterError(
+            "hyperparameter optimized_metric=bleu needs BLEU on the validation set, but "
+            "bleu_sample_size=0 turns it off. Set bleu_sample_size to -1 (the whole validation set) "
+            "or to a sample size > 0.",
+            name="bleu_sample_size", value=resolved["bleu_sample_size"],
+            allowed="-1 or an integer > 0 with optimized_metric=bleu"))
+    return problems
+
+
+class Hyperparameters:
+    """A validated, immutable set of hyperparameters.
+
+    Build one with :meth:`from_strings` (SageMaker's string form), :meth:`from_dict` (python values
+    or strings) or ``Hyperparameters(batch_size=32, ...)``. Read values as attributes
+    (``hp.batch_size``); every name in :data:`SCHEMA` is available, resolved (defaults applied,
+    ``rnn_attention_num_hidden`` following ``rnn_num_hidden``; unset optionals are ``None``).
+    """
+
+    __slots__ = ("_explicit", "_resolved")
+
+    # attribute types for editors and type checkers (annotations only: values come from __getattr__)
+    batch_size: int
+    beam_size: int
+    bleu_sample_size: int
+    bucket_width: int
+    bucketing_enabled: bool
+    checkpoint_frequency_num_batches: int
+    checkpoint_threshold: int
+    clip_gradient: float
+    cnn_activation_type: str
+    cnn_hidden_dropout: float
+    cnn_kernel_width_decoder: int
+    cnn_kernel_width_encoder: int
+    cnn_num_hidden: int
+    decoder_type: str
+    embed_dropout_source: float
+    embed_dropout_target: float
+    encoder_type: str
+    fixed_rate_lr_half_life: int
+    learning_rate: float
+    loss_type: str
+    lr_scheduler_type: str
+    max_num_batches: int
+    max_num_epochs: int | None
+    min_num_epochs: int
+    max_seq_len_source: int
+    max_seq_len_target: int
+    momentum: float | None
+    num_embed_source: int
+    num_embed_target: int
+    num_layers_decoder: int
+    num_layers_encoder: int
+    optimized_metric: str
+    optimizer_type: str
+    plateau_reduce_lr_factor: float
+    plateau_reduce_lr_threshold: int
+    rnn_attention_in_upper_layers: bool
+    rnn_attention_num_hidden: int
+    rnn_attention_type: str
+    rnn_cell_type: str
+    rnn_decoder_hidden_dropout: float
+    rnn_decoder_state_init: str
+    rnn_first_residual_layer: int
+    rnn_num_hidden: int
+    rnn_residual_connections: bool
+    training_metric: str
+    weight_decay: float
+    weight_init_scale: float
+    weight_init_type: str
+    xavier_factor_type: str
+    seed: int
+    mixed_precision: str
+    label_smoothing: float
+    length_penalty_alpha: float
+    length_penalty_beta: float
+
+    def __init__(self, **values: Any) -> None:
+        explicit, resolved = self._validate(values, ignore_reserved=False, strings_only=False)
+        object.__setattr__(self, "_explicit", explicit)
+        object.__setattr__(self, "_resolved", resolved)
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str], *, ignore_reserved: bool = True) -> Hyperparameters:
+        """Parse SageMaker's string form (the content of ``hyperparameters.json``).
+
+        Every value must be a string. Names starting with :data:`RESERVED_PREFIXES` are skipped
+        when ``ignore_reserved`` is true. All problems are reported in one
+        :class:`HyperparameterError`, one per line.
+        """
+        return cls._build(values, ignore_reserved=ignore_reserved, strings_only=True)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, ignore_reserved: bool = False) -> Hyperparameters:
+        """Build from python values or strings (``{"batch_size": 32}`` or ``{"batch_size": "32"}``).
+
+        A value of ``None`` means "not set" (so ``from_dict(hp.as_dict())`` works).
+        """
+        return cls._build(values, ignore_reserved=ignore_reserved, strings_only=False)
+
+    @classmethod
+    def _build(cls, values: Mapping[str, Any], *, ignore_reserved: bool, strings_only: bool) -> Hyperparameters:
+        if not isinstance(values, Mapping):
+            raise HyperparameterError(
+                f"hyperparameters must be a mapping of name -> value, got {type(values).__name__}. "
+                "Pass a dict such as {'batch_size': '32'}.")
+        explicit, resolved = cls._validate(values, ignore_reserved=ignore_reserved, strings_only=strings_only)
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "_explicit", explicit)
+        object.__setattr__(obj, "_resolved", resolved)
+        return obj
+
+    @staticmethod
+    def _validate(values: Mapping[str, Any], *, ignore_reserved: bool,
+                  strings_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        errors: list[HyperparameterError] = []
+        parsed: dict[str, Any] = {}
+        for name, raw in values.items():
+            spec = SCHEMA.get(name) if isinstance(name, str) else None
+            if spec is None:
+                if ignore_reserved and isinstance(name, str) and name.startswith(RESERVED_PREFIXES):
+                    logger.debug("ignoring reserved SageMaker hyperparameter %s", name)
+                    continue
+                errors.append(_unknown_name_error(name))
+                continue
+            if strings_only and not isinstance(raw, str):
+                errors.append(HyperparameterError(
+                    f"hyperparameter {name}={raw!r} must be given as a string (SageMaker passes "
+                    f"every value as a string), e.g. {_example(spec)!r}. "
+                    "Use Hyperparameters.from_dict for python values.",
+                    name=name, value=raw, allowed=spec.allowed))
+                continue
+            if raw is None:
+                continue
+            try:
+                parsed[name] = spec.parse(raw)
+            except HyperparameterError as e:
+                errors.append(e)
+        if errors:
+            raise _combine(errors)
+        explicit = {name: parsed[name] for name in SCHEMA if name in parsed}  # schema order
+        resolved = dict(_DEFAULTS)
+        resolved.update(explicit)
+        for spec in _SPECS:
+            if spec.default_from is not None and resolved[spec.name] is None:
+                resolved[spec.name] = resolved[spec.default_from]
+        problems = _cross_check(explicit, resolved)
+        if problems:
+            raise _combine(problems)
+        return explicit, resolved
+
+    def replace(self, **changes: Any) -> Hyperparameters:
+        """A new object with ``changes`` applied on top of the explicitly set values.
+
+        A value of ``None`` un-sets a name (back to its default).
+        """
+        merged: dict[str, Any] = dict(self._explicit)
+        merged.update(changes)
+        return type(self).from_dict(merged)
+
+    # -- reading -----------------------------------------------------------------------------------
+    @staticmethod
+    def names() -> list[str]:
+        """Every hyperparameter name, in table order (built-in names, then extensions)."""
+        return list(SCHEMA)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # slots not filled yet (copy, unpickling) must not recurse
+            raise AttributeError(name)
+        try:
+            return self._resolved[name]
+        except KeyError:
+            hint = _did_you_mean(name, SCHEMA)
+            raise AttributeError(f"no hyperparameter named {name!r}" + (f"; {hint}" if hint else "")) from None
+
+    def is_set(self, name: str) -> bool:
+        """Whether ``name`` was given explicitly (rather than taken from its default)."""
+        if name not in SCHEMA:
+            raise _unknown_name_error(name)
+        return name in self._explicit
+
+    def to_strings(self, include_defaults: bool = False) -> dict[str, str]:
+        """The canonical string form, as SageMaker expects it.
+
+        By default only the explicitly set names (so ``from_strings(x).to_strings() == x`` for
+        canonical ``x``); with ``include_defaults=True`` every name, resolved, leaving out the
+        optional names that are unset (``max_num_epochs``, ``momentum``).
+        """
+        source = self._resolved if include_defaults else self._explicit
+        return {name: SCHEMA[name].to_string(value) for name, value in source.items() if value is not None}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every name, resolved, as python values (unset optionals are ``None``)."""
+        return dict(self._resolved)
+
+    # -- value object ------------------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Hyperparameters are immutable; use hp.replace({name}=...) for a changed copy")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Hyperparameters are immutable; use hp.replace(name=None) to unset a name")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hyperparameters):
+            return NotImplemented
+        return self._resolved == other._resolved
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._resolved.items()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._explicit.items())
+        return f"Hyperparameters({inner})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self).from_strings, (self.to_strings(),))
+
+
+def describe(names: list[str] | None = None) -> str:
+    """A plain-text table of the schema (name, type, default, allowed values, help) for the CLI."""
+    specs = [SCHEMA[n] for n in names] if names is not None else list(_SPECS)
+    rows = [("name", "type", "default", "allowed", "description")]
+    for s in specs:
+        rows.append((s.name, s.type_name, s.default_text, s.allowed,
+                     s.help + (" [extension]" if s.extension else "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for r in rows:
+        lines.append("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * len(rows[0][4]))
+    return "\n".join(lines)
