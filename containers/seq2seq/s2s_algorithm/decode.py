@@ -1,0 +1,200 @@
+"""Batched greedy and beam search.
+
+Both work on a whole batch at once (beam search flattens sentences x beams into ``B*K`` rows) and
+loop over output positions only. Sources are token-id lists without ``</s>`` (it is appended here);
+outputs are id lists without ``</s>``, optionally with one attention row per output token.
+
+Beam search ranks hypotheses by ``sum log p / lp(len)`` with the Sockeye/GNMT length penalty
+``lp(len) = ((beta + len) / (beta + 1)) ** alpha`` (``len`` counts ``</s>``). Finished hypotheses stay in
+the beam with a frozen score; the search stops when every hypothesis has finished or the length bound
+is reached. A sentence's output is at most ``min(max_seq_len_target, 2 * len(source) + 10)`` tokens.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .model import Seq2Seq
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Hypothesis", "greedy_search", "beam_search", "translate_ids", "output_length_bound",
+           "PAD_ID", "UNK_ID", "BOS_ID", "EOS_ID"]
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+@dataclass
+class Hypothesis:
+    """One output: ids without ``</s>``; attention ``(len(ids), source length)`` when asked."""
+
+    ids: list[int]
+    attention: np.ndarray | None = None
+
+
+def output_length_bound(source_lengths: Tensor, max_seq_len_target: int) -> Tensor:
+    """Most output tokens (without ``</s>``) per sentence: ``min(max_seq_len_target, 2 * len + 10)``."""
+    return torch.clamp(2 * source_lengths + 10, max=int(max_seq_len_target))
+
+
+def _mask_specials(logp: Tensor) -> Tensor:
+    logp[:, PAD_ID] = float("-inf")
+    logp[:, BOS_ID] = float("-inf")
+    return logp
+
+
+def _force_eos(logp: Tensor, rows: Tensor) -> Tensor:
+    """Rows where ``rows`` is True may only produce ``</s>`` (keeping its log-probability)."""
+    forced = torch.full_like(logp, float("-inf"))
+    forced[:, EOS_ID] = logp[:, EOS_ID]
+    return torch.where(rows[:, None], forced, logp)
+
+
+def _collect(tokens: Tensor, weights: Tensor | None, source_lengths: Tensor) -> list[Hypothesis]:
+    """``tokens`` ``(B, T)`` (cut at the first ``</s>``), ``weights`` ``(B, T, S)`` -> hypotheses."""
+    tokens_np = tokens.cpu().numpy()
+    weights_np = weights.float().cpu().numpy() if weights is not None else None
+    lengths = source_lengths.cpu().numpy()
+    is_end = (tokens_np == EOS_ID) | (tokens_np == PAD_ID)
+    ends = np.where(is_end.any(1), is_end.argmax(1), tokens_np.shape[1])
+    out = []
+    for b in range(tokens_np.shape[0]):
+        ids = tokens_np[b, :ends[b]].tolist()
+        att = weights_np[b, :ends[b], :lengths[b]] if weights_np is not None else None
+        out.append(Hypothesis(ids=ids, attention=att))
+    return out
+
+
+@torch.no_grad()
+def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths: Tensor,
+                  attention: bool = False) -> tuple[Tensor, Tensor | None]:
+    """Greedy decoding of a padded batch: tokens ``(B, T)`` and weights ``(B, T, S)`` (or None)."""
+    batch = src.shape[0]
+    device = src.device
+    enc = model.encode(src, src_lengths)
+    state = model.init_state(enc)
+    max_lengths = max_lengths.to(device)
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    tokens, weights = [], []
+    for t in range(int(max_lengths.max()) + 1):
+        logits, state, w = model.step(prev, state, enc)
+        logp = _mask_specials(logits.float())
+        logp = _force_eos(logp, t >= max_lengths)
+        nxt = logp.argmax(-1).masked_fill(finished, PAD_ID)
+        tokens.append(nxt)
+        if attention:
+            weights.append(w)
+        finished = finished | (nxt == EOS_ID)
+        if bool(finished.all()):
+            break
+        prev = nxt
+    return torch.stack(tokens, 1), (torch.stack(weights, 1) if attention else None)
+
+
+@torch.no_grad()
+def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths: Tensor, beam_size: int,
+                *, length_penalty_alpha: float = 1.0, length_penalty_beta: float = 0.0,
+                attention: bool = False) -> tuple[Tensor, Tensor | None]:
+    """Beam search over a padded batch: the best hypothesis per sentence, as :func:`greedy_search`."""
+    batch, k = src.shape[0], int(beam_size)
+    device = src.device
+    rows = torch.arange(batch, device=device).repeat_interleave(k)
+    enc = model.encode(src, src_lengths)
+    state = model.reorder_state(model.init_state(enc), rows)
+    enc = enc.index_select(rows)
+    max_lengths = max_lengths.to(device).repeat_interleave(k)
+    alpha, beta = float(length_penalty_alpha), float(length_penalty_beta)
+
+    scores = torch.zeros(batch, k, device=device)
+    scores[:, 1:] = float("-inf")                      # all beams start as the same empty hypothesis
+    scores = scores.view(-1)
+    lengths = torch.zeros(batch * k, dtype=torch.long, device=device)
+    finished = torch.zeros(batch * k, dtype=torch.bool, device=device)
+    prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
+    base = (torch.arange(batch, device=device) * k)[:, None]
+    token_hist, parent_hist, weight_hist = [], [], []
+    for t in range(int(max_lengths.max()) + 1):
+        logits, state, w = model.step(prev, state, enc)
+        logp = _mask_specials(torch.log_softmax(logits.float(), dim=-1))
+        logp = _force_eos(logp, (t >= max_lengths) & ~finished)
+        vocab = logp.shape[1]
+        # a finished hypothesis continues with <pad> at no cost, and with nothing else
+        done_row = torch.full_like(logp[:1], float("-inf"))
+        done_row[0, PAD_ID] = 0.0
+        logp = torch.where(finished[:, None], done_row, logp)
+        new_lengths = lengths + (~finished).long()
+        candidates = scores[:, None] + logp                                    # B*K, V
+        penalty = ((beta + new_lengths.float()) / (beta + 1.0)) ** alpha
+        ranked = (candidates / penalty[:, None]).view(batch, k * vocab)
+        _, best = ranked.topk(k, dim=1)                                        # B, K
+        parent = (base + best // vocab).view(-1)
+        token = (best % vocab).view(-1)
+        scores = candidates.view(batch, k * vocab).gather(1, best).view(-1)
+        lengths = new_lengths.index_select(0, parent)
+        finished = finished.index_select(0, parent) | (token == EOS_ID)
+        state = model.reorder_state(state, parent)
+        token_hist.append(token)
+        parent_hist.append(parent)
+        if attention:
+            weight_hist.append(w.index_select(0, parent))
+        if bool(finished.all()):
+            break
+        prev = token.masked_fill(finished, PAD_ID)
+
+    penalty = ((beta + lengths.float().clamp(min=1)) / (beta + 1.0)) ** alpha
+    final = (scores / penalty).view(batch, k)
+    hyp = base[:, 0] + final.argmax(1)
+    tokens, weights = [], []
+    for t in range(len(token_hist) - 1, -1, -1):           # backtrack all sentences at once
+        tokens.append(token_hist[t].index_select(0, hyp))
+        if attention:
+            weights.append(weight_hist[t].index_select(0, hyp))
+        hyp = parent_hist[t].index_select(0, hyp)
+    tokens.reverse()
+    weights.reverse()
+    return torch.stack(tokens, 1), (torch.stack(weights, 1) if attention else None)
+
+
+def translate_ids(model: Seq2Seq, sources: Sequence[Sequence[int]], *, beam_size: int = 1,
+                  max_seq_len_target: int = 100, length_penalty_alpha: float = 1.0,
+                  length_penalty_beta: float = 0.0, attention: bool = False, batch_size: int = 64,
+                  device: torch.device | str | None = None) -> list[Hypothesis]:
+    """Decode many sources (id lists without ``</s>``, already truncated), in length-sorted batches.
+
+    ``beam_size`` 1 is greedy. Results are in input order; ``attention`` rows are output tokens and
+    columns the source tokens (the ``</s>`` column is dropped).
+    """
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    results: list[Hypothesis | None] = [None] * len(sources)
+    try:
+        for start in range(0, len(order), max(1, batch_size)):
+            chunk = order[start:start + batch_size]
+            lengths = torch.tensor([len(sources[i]) + 1 for i in chunk], dtype=torch.long)
+            src = torch.zeros(len(chunk), int(lengths.max()), dtype=torch.long)
+            for row, i in enumerate(chunk):
+                ids = list(sources[i]) + [EOS_ID]
+                src[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            src = src.to(device)
+            bound = output_length_bound(lengths - 1, max_seq_len_target)
+            if beam_size <= 1:
+                tokens, weights = greedy_search(model, src, lengths.to(device), bound, attention)
+            else:
+                tokens, weights = beam_search(model, src, lengths.to(device), bound, beam_size,
+                                              length_penalty_alpha=length_penalty_alpha,
+                                              length_penalty_beta=length_penalty_beta, attention=attention)
+            for i, hyp in zip(chunk, _collect(tokens, weights, lengths - 1)):
+                results[i] = hyp
+    finally:
+        model.train(was_training)
+    return results  # type: ignore[return-value]

@@ -1,0 +1,371 @@
+"""The inference server ``s2s-serve`` (the container's ``serve`` program).
+
+HTTP on ``$SAGEMAKER_BIND_TO_PORT`` or 8080, the SageMaker hosting interface:
+
+- ``GET /ping``: 200 once the model is loaded, 503 while it loads;
+- ``POST /invocations``: ``application/json``, ``application/jsonlines`` (batch transform) and
+  ``application/x-recordio-protobuf`` bodies, answered in the type ``Accept`` asks for
+  (see :mod:`.serving_formats`);
+- ``GET /execution-parameters``: what batch transform should send (``MaxPayloadInMB=6``).
+
+Why starlette + uvicorn (ASGI) rather than a WSGI stack such as gunicorn + flask: dynamic batching
+needs many requests in flight at once, waiting a few milliseconds for each other and then sharing
+one decode call. In asyncio that is a queue and a timer (:mod:`.serving_batcher`); the model itself
+runs in one worker thread per model copy, so the event loop stays responsive (``/ping`` answers
+while a batch decodes). A WSGI stack would need a thread or process per waiting request and
+cross-process plumbing to merge them, and several worker processes would each load a model copy.
+Here there is exactly one model copy per device (one per GPU, or one on the CPU).
+
+Settings come from the environment (invalid values stop the server with a clear message):
+
+=========================  ======================================================  =========
+``S2S_MAX_BATCH_SIZE``     most sentences decoded in one call                      64
+``S2S_BATCH_WINDOW_MS``    how long the oldest queued sentence waits for others    5
+``S2S_DYNAMIC_BATCHING``   ``false``: decode each request on its own               true
+``S2S_REQUEST_TIMEOUT_S``  a request still undecoded after this answers 504        55
+``S2S_MAX_PAYLOAD_MB``     request body cap (413 above it)                         6
+``S2S_BEAM_SIZE``          beam size (1 = greedy)                     the model's ``beam_size``
+=========================  ======================================================  =========
+
+Request bodies are never logged at INFO level (DEBUG logs sizes and counts only). SIGTERM stops
+accepting connections, finishes the requests in flight, then exits.
+
+Example::
+
+    S2S_ML_ROOT=/tmp/ml s2s-serve --port 8080 &
+    curl -s localhost:8080/invocations -H 'Content-Type: application/json' \\
+         -d '{"instances": [{"data": "how are you ?", "configuration": {"attention_matrix": "true"}}]}'
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from s2s_aws.errors import InputError
+
+from .serving_batcher import DynamicBatcher, ModelRunner
+from .serving_formats import RequestError, encode_response, negotiate_accept, normalize_content_type, parse_request
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ServerSettings", "create_app", "load_translators", "main"]
+
+MIB = 1024 * 1024
+# a body declared or streamed past this is not read to its end: the connection is dropped
+_DRAIN_LIMIT = 64 * MIB
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"{name}={raw!r} is not an integer; set it to an integer >= {minimum} or unset it") from None
+    if value < minimum:
+        raise InputError(f"{name}={value} is below {minimum}; set it to an integer >= {minimum} or unset it")
+    return value
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"{name}={raw!r} is not a number; set it to a number >= {minimum} or unset it") from None
+    if not value >= minimum:
+        raise InputError(f"{name}={value} is below {minimum}; set it to a number >= {minimum} or unset it")
+    return value
+
+
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise InputError(f"{name}={raw!r} is not a boolean; set it to true or false or unset it")
+
+
+@dataclass
+class ServerSettings:
+    """Tunables of the server (see the module docstring for the environment variables)."""
+
+    max_batch_size: int = 64
+    batch_window_ms: float = 5.0
+    dynamic_batching: bool = True
+    request_timeout_s: float = 55.0
+    max_payload_bytes: int = 6 * MIB
+    beam_size: int | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "ServerSettings":
+        """Read the ``S2S_*`` variables; :class:`InputError` names a bad one."""
+        env = os.environ if env is None else env
+        beam = _env_int(env, "S2S_BEAM_SIZE", 0, 1) if env.get("S2S_BEAM_SIZE", "").strip() else None
+        return cls(
+            max_batch_size=_env_int(env, "S2S_MAX_BATCH_SIZE", 64, 1),
+            batch_window_ms=_env_float(env, "S2S_BATCH_WINDOW_MS", 5.0, 0.0),
+            dynamic_batching=_env_bool(env, "S2S_DYNAMIC_BATCHING", True),
+            request_timeout_s=_env_float(env, "S2S_REQUEST_TIMEOUT_S", 55.0, 0.001),
+            max_payload_bytes=_env_int(env, "S2S_MAX_PAYLOAD_MB", 6, 1) * MIB,
+            beam_size=beam,
+        )
+
+
+@dataclass
+class _State:
+    settings: ServerSettings
+    status: str = "loading"            # loading -> ready | failed
+    error: str | None = None
+    batcher: DynamicBatcher | None = None
+    src_vocab_size: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    async def become_ready(self, translators: Sequence[Any]) -> None:
+        s = self.settings
+        runners = [
+            ModelRunner(t, name=f"model-{getattr(t, 'device', i)}", max_batch_size=s.max_batch_size,
+                        beam_size=s.beam_size)
+            for i, t in enumerate(translators)
+        ]
+        batcher = DynamicBatcher(runners, max_batch_size=s.max_batch_size, window_s=s.batch_window_ms / 1000.0,
+                                 enabled=s.dynamic_batching)
+        await batcher.start()
+        vocab = translators[0].src_vocab
+        self.src_vocab_size = max(vocab.values()) + 1 if vocab else 0
+        self.batcher = batcher
+        self.status = "ready"
+        logger.info("model ready after %.1f s: %d copy(ies), dynamic batching %s (max %d sentences, %.1f ms window)",
+                    time.monotonic() - self.started, len(runners), "on" if s.dynamic_batching else "off",
+                    s.max_batch_size, s.batch_window_ms)
+
+
+def _error(status: int, message: str) -> Response:
+    return PlainTextResponse(message + "\n", status_code=status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, or 413 when it is over ``limit`` (declared or actually sent)."""
+    declared = request.headers.get("content-length")
+    too_large = False
+    if declared is not None:
+        try:
+            n = int(declared)
+        except ValueError:
+            raise RequestError(400, f"Content-Length header {declared!r} is not a number") from None
+        too_large = n > limit
+        if n > _DRAIN_LIMIT:
+            raise RequestError(413, _too_large_message(n, limit))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            too_large = True
+        if too_large:
+            if size > _DRAIN_LIMIT:
+                break
+            continue  # read the rest so the client gets the 413 cleanly, but keep none of it
+        chunks.append(chunk)
+    if too_large:
+        raise RequestError(413, _too_large_message(size, limit))
+    return b"".join(chunks)
+
+
+def _too_large_message(size: int, limit: int) -> str:
+    return (f"request body is larger than the {limit / MIB:g} MB limit (at least {size} bytes); "
+            f"send fewer sentences per request (batch transform: MaxPayloadInMB={limit // MIB})")
+
+
+def create_app(translators: Any = None, *, loader: Callable[[], Sequence[Any]] | None = None,
+               settings: ServerSettings | None = None,
+               on_load_failure: Callable[[BaseException], None] | None = None) -> Starlette:
+    """Build the ASGI app.
+
+    Give either ``translators`` (a :class:`~s2s_algorithm.translator.Translator`, or one per device;
+    ready at once) or ``loader`` (called in a thread at start-up; ``/ping`` answers 503 until it
+    returns). ``on_load_failure`` is called when the loader raises (``main`` stops the server).
+    The app's state is at ``app.state.s2s`` (``.batcher`` for counters).
+    """
+    if (translators is None) == (loader is None):
+        raise ValueError("create_app needs exactly one of translators= or loader=")
+    if translators is not None and not isinstance(translators, (list, tuple)):
+        translators = [translators]
+    state = _State(settings=settings or ServerSettings())
+
+    async def _load() -> None:
+        try:
+            loaded = await asyncio.to_thread(loader)  # type: ignore[arg-type]
+            if not loaded:
+                raise RuntimeError("the model loader returned no model")
+            await state.become_ready(list(loaded))
+        except Exception as e:
+            state.status = "failed"
+            state.error = f"{type(e).__name__}: {e}"
+            logger.exception("the model failed to load; the server cannot serve")
+            if on_load_failure is not None:
+                on_load_failure(e)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        load_task = None
+        if translators is not None:
+            await state.become_ready(translators)
+        else:
+            load_task = asyncio.create_task(_load())
+        try:
+            yield
+        finally:
+            if load_task is not None and not load_task.done():
+                load_task.cancel()
+            if state.batcher is not None:
+                await state.batcher.stop(timeout=state.settings.request_timeout_s)
+            logger.info("server stopped")
+
+    async def ping(request: Request) -> Response:
+        if state.status == "ready":
+            return JSONResponse({"status": "ready"})
+        if state.status == "failed":
+            return JSONResponse({"status": "failed", "error": state.error}, status_code=503)
+        return JSONResponse({"status": "loading"}, status_code=503)
+
+    async def execution_parameters(request: Request) -> Response:
+        copies = len(state.batcher.runners) if state.batcher is not None else 1
+        return JSONResponse({
+            "MaxConcurrentTransforms": max(2, 2 * copies),
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": state.settings.max_payload_bytes // MIB,
+        })
+
+    async def invocations(request: Request) -> Response:
+        content_type = request.headers.get("content-type")
+        try:
+            body = await _read_body(request, state.settings.max_payload_bytes)
+            if state.status != "ready":
+                if state.status == "failed":
+                    raise RequestError(503, f"the model failed to load ({state.error}); see the server log")
+                raise RequestError(503, "the model is still loading; retry once GET /ping answers 200")
+            media = normalize_content_type(content_type)
+            items = parse_request(content_type, body, src_vocab_size=state.src_vocab_size)
+            accept = negotiate_accept(request.headers.get("accept"), default=media or "")
+        except RequestError as e:
+            logger.info("answered %d to a %s request of %s bytes", e.status, content_type,
+                        request.headers.get("content-length", "?"))
+            logger.debug("%d: %s", e.status, e.message)
+            return _error(e.status, e.message)
+        logger.debug("%s request: %d bytes, %d sentences, answer as %s", media, len(body), len(items), accept)
+        assert state.batcher is not None
+        try:
+            results = await asyncio.wait_for(state.batcher.submit(items), state.settings.request_timeout_s)
+        except asyncio.TimeoutError:
+            logger.warning("a request of %d sentences was not decoded within %g s", len(items),
+                           state.settings.request_timeout_s)
+            return _error(504, f"the translation did not finish within {state.settings.request_timeout_s:g} s; "
+                               "send fewer or shorter sentences per request")
+        except Exception as e:
+            logger.error("the model failed on a request of %d sentences: %s: %s", len(items), type(e).__name__, e,
+                         exc_info=logger.isEnabledFor(logging.DEBUG))
+            return _error(500, f"the model failed to translate this request: {type(e).__name__}: {e}")
+        return Response(encode_response(accept, items, results), media_type=accept)
+
+    app = Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET"]),
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/execution-parameters", execution_parameters, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.s2s = state
+    return app
+
+
+def load_translators(model_dir: str | os.PathLike[str]) -> list[Any]:
+    """One :class:`~s2s_algorithm.translator.Translator` per device: each GPU, or the CPU."""
+    import torch
+
+    from .translator import load_translator
+
+    if torch.cuda.is_available():
+        devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    else:
+        devices = ["cpu"]
+    logger.info("loading the model from %s onto %s", model_dir, ", ".join(devices))
+    return [load_translator(model_dir, device=d) for d in devices]
+
+
+def _default_model_dir() -> Path:
+    from .paths import MLPaths
+
+    return MLPaths().model_dir
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="s2s-serve", description="Serve a trained s2s model over HTTP (SageMaker hosting).")
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=None,
+                   help="port (default $SAGEMAKER_BIND_TO_PORT or 8080)")
+    p.add_argument("--model-dir", default=None, help="model directory (default $S2S_ML_ROOT/model, /opt/ml/model)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``s2s-serve``: load the model and serve until SIGTERM/SIGINT."""
+    import uvicorn
+
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = ServerSettings.from_env()
+        port = args.port if args.port is not None else _env_int(os.environ, "SAGEMAKER_BIND_TO_PORT", 8080, 1)
+    except InputError as e:
+        print(f"s2s-serve: error: {e}", file=sys.stderr)
+        return 2
+    model_dir = Path(args.model_dir) if args.model_dir else _default_model_dir()
+    if not model_dir.is_dir():
+        print(f"s2s-serve: error: model directory {model_dir} does not exist; pass --model-dir or set "
+              "S2S_ML_ROOT to the folder that holds model/", file=sys.stderr)
+        return 2
+
+    server: uvicorn.Server | None = None
+
+    def stop_on_failure(exc: BaseException) -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(loader=lambda: load_translators(model_dir), settings=settings, on_load_failure=stop_on_failure)
+    config = uvicorn.Config(app, host=args.host, port=port, log_level=args.log_level, lifespan="on",
+                            timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
+                            timeout_keep_alive=75)
+    server = uvicorn.Server(config)
+    server.run()
+    state: _State = app.state.s2s
+    if state.status == "failed":
+        print(f"s2s-serve: error: the model in {model_dir} failed to load: {state.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
