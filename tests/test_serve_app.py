@@ -1,0 +1,475 @@
+"""The inference server app in-process, against a fake translator (no torch model needed).
+
+Covers request formats, content negotiation, every error path, dynamic batching, out-of-memory
+split-and-retry, failure isolation and the loading state. ``test_serve_http.py`` runs the real
+``s2s-serve`` program against a real tiny model.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx is what we have
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient
+
+from s2s_algorithm.serve import ServerSettings, create_app
+from s2s_algorithm.serving_batcher import is_out_of_memory
+from s2s_algorithm.serving_formats import RequestError, negotiate_accept
+from s2s_aws.errors import InputError
+
+SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
+WORDS = ["a", "b", "c", "d", "e", "boom", "日本"]
+
+
+class FakeTranslator:
+    """Follows the Translator interface: the "translation" is the source reversed, upper-cased.
+
+    Attention is the anti-diagonal (target token i looks at source token n-1-i). Options: raise
+    ValueError for any sentence holding "boom"; raise a CUDA-style OOM on batches larger than
+    ``oom_above``; block each call on ``gate`` until the test releases it.
+    """
+
+    def __init__(self, *, oom_above: int | None = None, gate: threading.Event | None = None):
+        self.src_vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
+        self.trg_vocab = {w: i for i, w in enumerate(SPECIALS + [w.upper() for w in WORDS])}
+        self.itos = SPECIALS + [w.upper() for w in WORDS]
+        self.device = "cpu"
+        self.oom_above = oom_above
+        self.gate = gate
+        self.calls: list[int] = []
+        self.attention_flags: list[bool] = []
+        self._lock = threading.Lock()
+
+    def translate_ids(self, sources, *, beam_size=None, attention=False):
+        with self._lock:
+            self.calls.append(len(sources))
+            self.attention_flags.append(attention)
+        if self.gate is not None:
+            assert self.gate.wait(30), "test gate never opened"
+        if self.oom_above is not None and len(sources) > self.oom_above:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if any(self.src_vocab["boom"] in s for s in sources):
+            raise ValueError("boom in the decoder")
+        out = []
+        for s in sources:
+            ids = list(reversed(s))
+            att = None
+            if attention:
+                att = np.zeros((len(ids), len(s)), dtype=np.float32)
+                for r in range(len(ids)):
+                    att[r, len(s) - 1 - r] = 1.0
+            out.append(SimpleNamespace(ids=ids, attention=att))
+        return out
+
+    def translate(self, sentences, *, beam_size=None, attention=False):
+        toks = [s.split() for s in sentences]
+        outs = self.translate_ids([[self.src_vocab.get(t, 1) for t in ts] for ts in toks],
+                                  beam_size=beam_size, attention=attention)
+        res = []
+        for ts, o in zip(toks, outs):
+            tokens = [self.itos[i] for i in o.ids]
+            res.append(SimpleNamespace(target=" ".join(tokens), tokens=tokens, source_tokens=ts,
+                                       matrix=o.attention.tolist() if o.attention is not None else None))
+        return res
+
+
+def expected(sentence: str) -> str:
+    src = {w for w in WORDS}
+    return " ".join(t.upper() if t in src else "<unk>" for t in reversed(sentence.split()))
+
+
+def client_for(translator=None, **settings) -> TestClient:
+    app = create_app(translator or FakeTranslator(), settings=ServerSettings(**settings))
+    return TestClient(app)
+
+
+def post_json(client, doc, **headers):
+    return client.post("/invocations", content=json.dumps(doc).encode(),
+                       headers={"Content-Type": "application/json", **headers})
+
+
+def good_request_works(client) -> None:
+    r = post_json(client, {"instances": [{"data": "a b c"}]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"predictions": [{"target": "C B A"}]}
+
+
+@pytest.fixture()
+def client():
+    with client_for() as c:
+        yield c
+
+
+def test_ping_and_execution_parameters(client):
+    assert client.get("/ping").status_code == 200
+    params = client.get("/execution-parameters").json()
+    assert params["MaxPayloadInMB"] == 6
+    assert params["BatchStrategy"] == "MULTI_RECORD"
+    assert params["MaxConcurrentTransforms"] >= 1
+
+
+def test_json_without_and_with_attention(client):
+    r = post_json(client, {"instances": [{"data": "a b c"}, {"data": "d zzz"}]})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json() == {"predictions": [{"target": "C B A"}, {"target": "<unk> D"}]}
+
+    r = post_json(client, {"instances": [
+        {"data": "a b c 日本", "configuration": {"attention_matrix": "true"}},
+        {"data": "e"},
+    ]})
+    assert r.status_code == 200
+    first, second = r.json()["predictions"]
+    assert first["target"] == "日本 C B A"
+    matrix = first["matrix"]
+    assert len(matrix) == len(first["target"].split()) == 4
+    assert all(len(row) == 4 for row in matrix)
+    assert matrix[0] == [0.0, 0.0, 0.0, 1.0]
+    assert second == {"target": "E"}  # no matrix unless asked for
+
+
+def test_empty_sentence_and_empty_instances(client):
+    r = post_json(client, {"instances": [{"data": "", "configuration": {"attention_matrix": True}}, {"data": "a"}]})
+    assert r.status_code == 200
+    assert r.json() == {"predictions": [{"target": "", "matrix": []}, {"target": "A"}]}
+    r = post_json(client, {"instances": []})
+    assert r.status_code == 200 and r.json() == {"predictions": []}
+
+
+def test_jsonlines_and_accept(client):
+    body = '{"source": "a b"}\n{"source": "c"}\n\n{"source": "d e a"}\n'
+    r = client.post("/invocations", content=body.encode(), headers={"Content-Type": "application/jsonlines"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/jsonlines")
+    lines = r.text.splitlines()
+    assert [json.loads(x) for x in lines] == [{"target": "B A"}, {"target": "C"}, {"target": "A E D"}]
+
+    # jsonlines in, JSON out
+    r = client.post("/invocations", content=body.encode(),
+                    headers={"Content-Type": "application/jsonlines", "Accept": "application/json"})
+    assert r.json() == {"predictions": [{"target": "B A"}, {"target": "C"}, {"target": "A E D"}]}
+
+    # JSON in, jsonlines out (Accept with q-values and wildcards)
+    r = post_json(client, {"instances": [{"data": "a b"}, {"data": "c"}]},
+                  Accept="text/html;q=0.9, application/jsonlines;q=0.8, */*;q=0.1")
+    assert r.headers["content-type"].startswith("application/jsonlines")
+    assert [json.loads(x) for x in r.text.splitlines()] == [{"target": "B A"}, {"target": "C"}]
+
+
+def test_recordio_round_trip(client):
+    recordio = pytest.importorskip("s2s_aws.formats.recordio")
+    records = pytest.importorskip("s2s_aws.formats.records")
+    fake = FakeTranslator()
+    sources = [[4, 5, 6], [7], [], [10, 1]]
+    body = recordio.encode_records(records.encode_ids("source", s) for s in sources)
+    r = client.post("/invocations", content=body, headers={"Content-Type": "application/x-recordio-protobuf"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/x-recordio-protobuf")
+    got = [records.decode_ids(p, "target") for p in recordio.decode_records(r.content)]
+    assert got == [list(reversed(s)) for s in sources]
+
+    # RecordIO in, JSON out: ids turned into target tokens
+    r = client.post("/invocations", content=body,
+                    headers={"Content-Type": "application/x-recordio-protobuf", "Accept": "application/json"})
+    targets = [p["target"] for p in r.json()["predictions"]]
+    assert targets == [" ".join(fake.itos[i] for i in reversed(s)) for s in sources]
+
+    # JSON in, RecordIO out: target tokens turned into ids
+    r = post_json(client, {"instances": [{"data": "a b"}]}, Accept="application/x-recordio-protobuf")
+    assert [records.decode_ids(p, "target") for p in recordio.decode_records(r.content)] == [[5, 4]]
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"data": "a"}', '"instances"'),
+        (b'[1, 2]', "got a list"),
+        (b'{"instances": {"data": "a"}}', "instances: expected a list"),
+        (b'{"instances": [{"data": "a"}, "b"]}', "instances[1]: expected an object"),
+        (b'{"instances": [{"data": "a"}, {"text": "b"}]}', 'instances[1]: missing field "data"'),
+        (b'{"instances": [{"data": "a"}, {"data": 7}]}', "instances[1].data: expected a string"),
+        (b'{"instances": [{"data": "a", "configuration": {"attention_matrix": "maybe"}}]}',
+         "instances[0].configuration.attention_matrix"),
+        (b'{"instances": [{"data": "a", "configuration": "x"}]}', "instances[0].configuration: expected a JSON object"),
+        (b'\xff\xfe{"instances": []}', "not UTF-8"),
+    ],
+)
+def test_malformed_json_is_400_naming_the_problem(client, body, fragment):
+    r = client.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert fragment in r.text
+    good_request_works(client)
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (b'{"source": "a"}\n{"source": "b"\n', "line 2 is not valid JSON"),
+        (b'{"source": "a"}\n{"src": "b"}\n', 'line 2: missing field "source"'),
+        (b'{"source": ["a"]}\n', "line 1.source: expected a string"),
+        (b'"a b"\n', "line 1: expected an object"),
+    ],
+)
+def test_malformed_jsonlines_is_400(client, body, fragment):
+    r = client.post("/invocations", content=body, headers={"Content-Type": "application/jsonlines"})
+    assert r.status_code == 400
+    assert fragment in r.text
+    good_request_works(client)
+
+
+def test_malformed_recordio_is_400(client):
+    recordio = pytest.importorskip("s2s_aws.formats.recordio")
+    records = pytest.importorskip("s2s_aws.formats.records")
+    headers = {"Content-Type": "application/x-recordio-protobuf"}
+    r = client.post("/invocations", content=b"\x00\x01\x02\x03garbage", headers=headers)
+    assert r.status_code == 400 and "RecordIO" in r.text
+    good_request_works(client)
+    body = recordio.encode_records([records.encode_ids("source", [4]), records.encode_ids("target", [4])])
+    r = client.post("/invocations", content=body, headers=headers)
+    assert r.status_code == 400 and "record 1" in r.text
+    good_request_works(client)
+    body = recordio.encode_records([records.encode_ids("source", [4, 99999])])
+    r = client.post("/invocations", content=body, headers=headers)
+    assert r.status_code == 400 and "99999" in r.text and "record 0" in r.text
+    good_request_works(client)
+
+
+def test_unsupported_content_type_is_415(client):
+    for ctype in ("text/csv", None):
+        headers = {"Content-Type": ctype} if ctype else {}
+        r = client.post("/invocations", content=b"a,b", headers=headers)
+        assert r.status_code == 415
+        assert "application/json" in r.text
+        good_request_works(client)
+
+
+def test_unacceptable_accept_is_406(client):
+    r = post_json(client, {"instances": [{"data": "a"}]}, Accept="text/csv")
+    assert r.status_code == 406
+    assert "application/jsonlines" in r.text
+    good_request_works(client)
+
+
+def test_too_large_is_413_by_header_and_by_stream():
+    with client_for(max_payload_bytes=1024) as c:
+        big = json.dumps({"instances": [{"data": "a " * 1000}]}).encode()
+        r = c.post("/invocations", content=big, headers={"Content-Type": "application/json"})
+        assert r.status_code == 413
+        assert "limit" in r.text
+        good_request_works(c)
+
+        def chunks():  # no Content-Length: chunked transfer, only the streamed size tells
+            for i in range(0, len(big), 256):
+                yield big[i:i + 256]
+
+        r = c.post("/invocations", content=chunks(), headers={"Content-Type": "application/json"})
+        assert "content-length" not in {k.lower() for k in r.request.headers}
+        assert r.status_code == 413
+        good_request_works(c)
+
+
+def test_default_payload_cap_is_6_mb(client):
+    body = json.dumps({"instances": [{"data": "a " * (3 * 1024 * 1024 + 10)}]}).encode()
+    assert len(body) > 6 * 1024 * 1024
+    r = client.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    good_request_works(client)
+
+
+def test_model_error_is_500_then_server_keeps_serving(client):
+    r = post_json(client, {"instances": [{"data": "a boom"}]})
+    assert r.status_code == 500
+    assert "ValueError" in r.text and "boom in the decoder" in r.text
+    good_request_works(client)
+
+
+def test_out_of_memory_batch_is_split_and_retried():
+    fake = FakeTranslator(oom_above=2)
+    app = create_app(fake, settings=ServerSettings())
+    sentences = ["a", "b c", "d", "e a b", "c", "d d", "a e", "b"]
+    with TestClient(app) as c:
+        r = post_json(c, {"instances": [{"data": s} for s in sentences]})
+        assert r.status_code == 200, r.text
+        assert [p["target"] for p in r.json()["predictions"]] == [expected(s) for s in sentences]
+    assert fake.calls[0] == 8  # the whole batch first, then halves until they fit
+    assert max(fake.calls[1:]) <= 4 and fake.calls.count(2) == 4
+    assert app.state.s2s.batcher.runners[0].oom_splits == 3
+
+
+def test_out_of_memory_on_one_sentence_is_500():
+    fake = FakeTranslator(oom_above=0)
+    with client_for(fake) as c:
+        r = post_json(c, {"instances": [{"data": "a b"}]})
+        assert r.status_code == 500 and "out of memory" in r.text
+
+
+def test_is_out_of_memory():
+    class OutOfMemoryError(RuntimeError):
+        pass
+
+    assert is_out_of_memory(OutOfMemoryError("CUDA error"))
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_large_request_is_split_into_max_batch_size_calls():
+    fake = FakeTranslator()
+    with client_for(fake, max_batch_size=4) as c:
+        sentences = [w for w in "a b c d e a b c d e".split()]
+        r = post_json(c, {"instances": [{"data": s} for s in sentences]})
+        assert [p["target"] for p in r.json()["predictions"]] == [s.upper() for s in sentences]
+    assert fake.calls == [4, 4, 2]
+
+
+def _concurrent_requests(client, n):
+    """n single-sentence requests from n threads; returns the responses in order."""
+    sentences = [" ".join(WORDS[(i + k) % 5] for k in range(1 + i % 4)) for i in range(n)]
+    with ThreadPoolExecutor(n) as pool:
+        responses = list(pool.map(lambda s: post_json(client, {"instances": [{"data": s}]}), sentences))
+    return sentences, responses
+
+
+def _wait_until(predicate, timeout=20.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_concurrent_requests_share_decode_calls():
+    gate = threading.Event()
+    fake = FakeTranslator(gate=gate)
+    app = create_app(fake, settings=ServerSettings(max_batch_size=64, batch_window_ms=5))
+    n = 32
+    with TestClient(app) as c:
+        batcher = app.state.s2s.batcher
+        result = {}
+        t = threading.Thread(target=lambda: result.update(zip(("s", "r"), _concurrent_requests(c, n))))
+        t.start()
+        # the first batch blocks in the model; every other request queues behind it
+        _wait_until(lambda: fake.calls and fake.calls[0] + batcher.queued_sentences == n)
+        gate.set()
+        t.join(60)
+        for s, r in zip(result["s"], result["r"]):
+            assert r.status_code == 200
+            assert r.json() == {"predictions": [{"target": expected(s)}]}
+    assert sum(fake.calls) == n
+    assert len(fake.calls) == 2  # everything queued during the first call went in one call
+
+
+def test_dynamic_batching_off_decodes_each_request_alone():
+    fake = FakeTranslator()
+    with client_for(fake, dynamic_batching=False) as c:
+        sentences, responses = _concurrent_requests(c, 16)
+        for s, r in zip(sentences, responses):
+            assert r.json() == {"predictions": [{"target": expected(s)}]}
+    assert fake.calls == [1] * 16
+
+
+def test_a_failing_request_does_not_fail_its_batch_neighbours():
+    gate = threading.Event()
+    fake = FakeTranslator(gate=gate)
+    app = create_app(fake, settings=ServerSettings())
+    docs = [{"instances": [{"data": "a b"}]}, {"instances": [{"data": "boom"}]}, {"instances": [{"data": "c"}]},
+            {"instances": [{"data": "d e"}]}]
+    with TestClient(app) as c, ThreadPoolExecutor(len(docs)) as pool:
+        batcher = app.state.s2s.batcher
+        futures = [pool.submit(post_json, c, d) for d in docs]
+        _wait_until(lambda: fake.calls and fake.calls[0] + batcher.queued_sentences == len(docs))
+        gate.set()
+        codes = [f.result().status_code for f in futures]
+        assert codes == [200, 500, 200, 200]
+        assert futures[3].result().json() == {"predictions": [{"target": "E D"}]}
+        good_request_works(c)
+
+
+def test_attention_requested_by_one_sentence_only_is_returned_for_it_only(client):
+    r = post_json(client, {"instances": [{"data": "a b", "configuration": {"attention_matrix": "false"}},
+                                         {"data": "c d", "configuration": {"attention_matrix": "TRUE"}}]})
+    p = r.json()["predictions"]
+    assert "matrix" not in p[0]
+    assert p[1]["matrix"] == [[0.0, 1.0], [1.0, 0.0]]
+
+
+def test_ping_is_503_while_loading_then_200():
+    release = threading.Event()
+    fake = FakeTranslator()
+
+    def loader():
+        assert release.wait(30)
+        return [fake]
+
+    app = create_app(loader=loader)
+    with TestClient(app) as c:
+        r = c.get("/ping")
+        assert r.status_code == 503 and r.json()["status"] == "loading"
+        r = post_json(c, {"instances": [{"data": "a"}]})
+        assert r.status_code == 503 and "loading" in r.text
+        release.set()
+        _wait_until(lambda: c.get("/ping").status_code == 200)
+        good_request_works(c)
+
+
+def test_load_failure_is_reported():
+    failures = []
+
+    def loader():
+        raise FileNotFoundError("model.pt not found in /nowhere")
+
+    app = create_app(loader=loader, on_load_failure=failures.append)
+    with TestClient(app) as c:
+        _wait_until(lambda: c.get("/ping").json()["status"] == "failed")
+        r = c.get("/ping")
+        assert r.status_code == 503 and "model.pt not found" in r.json()["error"]
+        r = post_json(c, {"instances": [{"data": "a"}]})
+        assert r.status_code == 503 and "failed to load" in r.text
+    assert len(failures) == 1 and isinstance(failures[0], FileNotFoundError)
+
+
+def test_request_timeout_is_504_and_server_recovers():
+    gate = threading.Event()
+    fake = FakeTranslator(gate=gate)
+    with client_for(fake, request_timeout_s=0.2) as c:
+        r = post_json(c, {"instances": [{"data": "a"}]})
+        assert r.status_code == 504 and "did not finish" in r.text
+        gate.set()
+        good_request_works(c)
+
+
+def test_settings_from_env():
+    s = ServerSettings.from_env({"S2S_MAX_BATCH_SIZE": "8", "S2S_BATCH_WINDOW_MS": "2.5",
+                                 "S2S_DYNAMIC_BATCHING": "false", "S2S_BEAM_SIZE": "1"})
+    assert (s.max_batch_size, s.batch_window_ms, s.dynamic_batching, s.beam_size) == (8, 2.5, False, 1)
+    d = ServerSettings.from_env({})
+    assert (d.max_batch_size, d.batch_window_ms, d.dynamic_batching, d.max_payload_bytes, d.beam_size) == \
+        (64, 5.0, True, 6 * 1024 * 1024, None)
+    with pytest.raises(InputError, match="S2S_MAX_BATCH_SIZE"):
+        ServerSettings.from_env({"S2S_MAX_BATCH_SIZE": "many"})
+    with pytest.raises(InputError, match="S2S_MAX_BATCH_SIZE"):
+        ServerSettings.from_env({"S2S_MAX_BATCH_SIZE": "0"})
+    with pytest.raises(InputError, match="S2S_DYNAMIC_BATCHING"):
+        ServerSettings.from_env({"S2S_DYNAMIC_BATCHING": "sometimes"})
+
+
+def test_negotiate_accept():
+    assert negotiate_accept(None, "application/json") == "application/json"
+    assert negotiate_accept("*/*", "application/jsonlines") == "application/jsonlines"
+    assert negotiate_accept("application/json; charset=utf-8", "x") == "application/json"
+    assert negotiate_accept("application/jsonl", "x") == "application/jsonlines"
+    assert negotiate_accept("text/csv, application/x-recordio-protobuf;q=0.5", "x") == \
+        "application/x-recordio-protobuf"
+    assert negotiate_accept("application/json;q=0, application/*;q=0.2", "application/jsonlines") == \
+        "application/jsonlines"
+    with pytest.raises(RequestError) as e:
+        negotiate_accept("application/json;q=0, text/plain", "application/json")
+    assert e.value.status == 406
