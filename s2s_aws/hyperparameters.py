@@ -34,6 +34,9 @@ Rules decided here (the contract leaves them open):
   gradient).
 * Names starting with ``sagemaker_`` or ``_`` are reserved for SageMaker itself (framework and
   tuning jobs inject such entries); :meth:`Hyperparameters.from_strings` ignores them by default.
+* Several problems are reported together in one :class:`~s2s_aws.errors.HyperparameterError`,
+  one per line; its ``errors`` attribute holds the individual errors (each with ``name``,
+  ``value`` and ``allowed``). A single problem keeps its own ``name``/``value``/``allowed``.
 * Equality compares the *resolved* values (:meth:`Hyperparameters.as_dict`): an object with
   ``batch_size=64`` set explicitly equals the default object. ``to_strings()`` still remembers what
   was set explicitly.
@@ -43,6 +46,7 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -201,12 +205,12 @@ class HyperparameterSpec:
         if isinstance(value, bool):  # bool is an int subclass; True is not a batch size
             raise self._error(value)
         if self.kind == "int":
-            if isinstance(value, int):
+            if isinstance(value, numbers.Integral):  # int, numpy integers
                 return int(value)
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
                 return int(value)
             raise self._error(value)
-        if isinstance(value, (int, float)) and math.isfinite(value):
+        if isinstance(value, numbers.Real) and math.isfinite(value):
             return float(value)
         raise self._error(value)
 

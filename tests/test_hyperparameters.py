@@ -369,3 +369,12 @@ def test_describe_lists_every_name():
     for name in SCHEMA:
         assert re.search(rf"^{name}\s", table, re.M), name
     assert "= rnn_num_hidden" in table and "[extension]" in table
+
+
+def test_numpy_scalars_accepted_by_from_dict():
+    np = pytest.importorskip("numpy")
+    hp = Hyperparameters.from_dict({"batch_size": np.int64(16), "learning_rate": np.float32(0.5),
+                                    "rnn_num_hidden": np.float64(64.0)})
+    assert (hp.batch_size, hp.learning_rate, hp.rnn_num_hidden) == (16, 0.5, 64)
+    assert type(hp.batch_size) is int and type(hp.learning_rate) is float
+    assert hp.to_strings() == {"batch_size": "16", "learning_rate": "0.5", "rnn_num_hidden": "64"}
