@@ -1,0 +1,226 @@
+"""Upload the three training channels to S3.
+
+A prep directory (what ``s2s_aws.preprocess`` writes) holds ``train.rec``, ``val.rec``,
+``vocab.src.json`` and ``vocab.trg.json``; they go to::
+
+    s3://BUCKET/PREFIX/train/train.rec
+    s3://BUCKET/PREFIX/validation/val.rec
+    s3://BUCKET/PREFIX/vocab/vocab.src.json
+    s3://BUCKET/PREFIX/vocab/vocab.trg.json
+
+Every local file is validated *before* anything is uploaded (vocabularies load, the first
+RecordIO record of each data file parses). Each object carries its SHA-256 as metadata
+(``x-amz-meta-sha256``) and, where the store supports it, as an S3 additional checksum; a file
+whose object already has the same size and SHA-256 is skipped. Large files go up as concurrent
+multipart uploads (boto3 ``TransferConfig``).
+
+Channel subdirectories (``train/*.rec``, ``validation/*.rec``, ``vocab/*.json``) are accepted too.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._aws import aws_error, is_not_found, join_key
+from .errors import FormatError, InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Channels", "ChannelFile", "find_channel_files", "validate_channel_files", "upload_channels",
+           "sha256_file", "CHANNEL_NAMES", "CONTENT_TYPE"]
+
+CHANNEL_NAMES = ("train", "validation", "vocab")
+CONTENT_TYPE = "application/x-recordio-protobuf"
+VOCAB_FILES = ("vocab.src.json", "vocab.trg.json")
+#: metadata key holding the hex SHA-256 of the object's content
+SHA256_METADATA_KEY = "sha256"
+
+_MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Channels:
+    """S3 URIs of the three channel prefixes (each ends with ``/``) and what the upload did."""
+
+    train: str
+    validation: str
+    vocab: str
+    uploaded: tuple[str, ...] = field(default=(), compare=False)
+    skipped: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_prefix(cls, bucket: str, prefix: str = "") -> "Channels":
+        """The channel URIs under ``s3://bucket/prefix/`` (for data that is already uploaded)."""
+        base = join_key(prefix)
+        def uri(name: str) -> str:
+            return f"s3://{bucket}/{join_key(base, name)}/"
+        return cls(train=uri("train"), validation=uri("validation"), vocab=uri("vocab"))
+
+    def as_dict(self) -> dict[str, str]:
+        return {"train": self.train, "validation": self.validation, "vocab": self.vocab}
+
+
+@dataclass(frozen=True)
+class ChannelFile:
+    channel: str
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _pick(root: Path, channel: str, flat_names: tuple[str, ...], pattern: str) -> list[Path]:
+    sub = root / channel
+    if sub.is_dir():
+        found = sorted(p for p in sub.glob(pattern) if p.is_file())
+        if found:
+            return found
+    return [root / n for n in flat_names if (root / n).is_file()]
+
+
+def find_channel_files(local_dir: str | os.PathLike) -> list[ChannelFile]:
+    """The files of each channel in ``local_dir``; InputError naming what is missing."""
+    root = Path(local_dir)
+    if not root.is_dir():
+        raise InputError(f"prep directory {str(root)!r} does not exist or is not a directory; "
+                         "run `s2s-aws preprocess` first or pass the directory it wrote")
+    files: list[ChannelFile] = []
+    train = _pick(root, "train", ("train.rec",), "*.rec")
+    validation = _pick(root, "validation", ("val.rec", "validation.rec"), "*.rec")
+    vocab_dir = root / "vocab" if (root / "vocab").is_dir() else root
+    vocab = [vocab_dir / n for n in VOCAB_FILES if (vocab_dir / n).is_file()]
+    missing = []
+    if not train:
+        missing.append("train.rec")
+    if not validation:
+        missing.append("val.rec")
+    missing += [n for n in VOCAB_FILES if not (vocab_dir / n).is_file()]
+    if missing:
+        raise InputError(f"prep directory {str(root)!r} is missing {', '.join(missing)}; it must hold "
+                         "train.rec, val.rec, vocab.src.json and vocab.trg.json (run `s2s-aws preprocess`)")
+    files += [ChannelFile("train", p) for p in train]
+    files += [ChannelFile("validation", p) for p in validation]
+    files += [ChannelFile("vocab", p) for p in vocab]
+    return files
+
+
+def _validate_recordio(path: Path) -> None:
+    from .formats import recordio, records
+
+    with open(path, "rb") as f:
+        it = recordio.iter_records(f, name=str(path))
+        try:
+            payload = next(it)
+        except StopIteration:
+            raise FormatError("holds no records; re-run preprocessing (was the corpus empty?)",
+                              path=str(path)) from None
+    try:
+        records.decode_pair(payload)
+    except FormatError:
+        raise
+    except Exception as e:  # protobuf DecodeError and friends
+        raise FormatError(f"first record is not a Record protobuf with source/target ids ({e}); "
+                          "re-run preprocessing", path=str(path), offset=0) from e
+
+
+def validate_channel_files(files: list[ChannelFile]) -> None:
+    """Raise FormatError for the first malformed file (nothing has been uploaded yet)."""
+    from .formats import vocab
+
+    for cf in files:
+        if cf.channel == "vocab":
+            vocab.load_vocab(cf.path)
+        else:
+            _validate_recordio(cf.path)
+        logger.debug("validated %s", cf.path)
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 4 * _MiB) -> str:
+    """Hex SHA-256 of a file's content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_transfer_config(multipart_threshold: int = 64 * _MiB, max_concurrency: int = 8):
+    """boto3 ``TransferConfig``: multipart above ``multipart_threshold`` with concurrent parts."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=16 * _MiB,
+                          max_concurrency=max_concurrency, use_threads=True)
+
+
+def _remote_sha256(s3: Any, bucket: str, key: str) -> tuple[str | None, int | None]:
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception as e:
+        if is_not_found(e):
+            return None, None
+        raise aws_error(f"checking s3://{bucket}/{key}", e,
+                        "check the bucket exists in this region and that you may read it") from e
+    return head.get("Metadata", {}).get(SHA256_METADATA_KEY), head.get("ContentLength")
+
+
+def upload_channels(s3: Any, local_dir: str | os.PathLike, bucket: str, prefix: str = "", *,
+                    transfer_config: Any = None, checksum_algorithm: str | None = "SHA256",
+                    force: bool = False, progress: bool = False, stream: TextIO | None = None,
+                    extra_args: dict | None = None) -> Channels:
+    """Validate and upload the prep directory ``local_dir`` as the three channels.
+
+    ``s3`` is an S3 client (made from the caller's session). ``checksum_algorithm`` adds an S3
+    additional checksum (``None`` for S3-compatible stores without it). ``force`` re-uploads
+    unchanged files. ``extra_args`` go to every upload (e.g. ``{"ServerSideEncryption": "aws:kms",
+    "SSEKMSKeyId": ...}``). Returns the channel URIs and which keys were uploaded or skipped.
+    """
+    from .progress import ProgressBar
+
+    if not bucket:
+        raise InputError("no S3 bucket given; pass bucket= (CLI: --bucket or S2S_BUCKET)")
+    files = find_channel_files(local_dir)
+    validate_channel_files(files)  # before anything goes up
+
+    channels = Channels.from_prefix(bucket, prefix)
+    todo: list[tuple[ChannelFile, str, str, int]] = []
+    skipped: list[str] = []
+    for cf in files:
+        key = join_key(prefix, cf.channel, cf.name)
+        digest = sha256_file(cf.path)
+        size = cf.path.stat().st_size
+        if not force:
+            remote_digest, remote_size = _remote_sha256(s3, bucket, key)
+            if remote_digest == digest and remote_size == size:
+                logger.info("unchanged, skipped: s3://%s/%s", bucket, key)
+                skipped.append(f"s3://{bucket}/{key}")
+                continue
+        todo.append((cf, key, digest, size))
+
+    config = transfer_config or default_transfer_config()
+    bar = ProgressBar(sum(t[3] for t in todo), "upload", stream=stream or sys.stderr,
+                      enabled=progress and bool(todo))
+    uploaded: list[str] = []
+    for cf, key, digest, _size in todo:
+        args: dict[str, Any] = dict(extra_args or {})
+        args["Metadata"] = {**args.get("Metadata", {}), SHA256_METADATA_KEY: digest}
+        args.setdefault("ContentType", "application/json" if cf.channel == "vocab" else CONTENT_TYPE)
+        if checksum_algorithm:
+            args["ChecksumAlgorithm"] = checksum_algorithm
+        logger.info("uploading %s -> s3://%s/%s", cf.path, bucket, key)
+        try:
+            s3.upload_file(str(cf.path), bucket, key, ExtraArgs=args, Config=config, Callback=bar)
+        except Exception as e:
+            bar.close()
+            raise aws_error(f"uploading {cf.path} to s3://{bucket}/{key}", e,
+                            "check the bucket exists and you may write to it, then run the upload "
+                            "again (unchanged files are skipped)") from e
+        uploaded.append(f"s3://{bucket}/{key}")
+    if todo:
+        bar.close()
+    return Channels(channels.train, channels.validation, channels.vocab, tuple(uploaded), tuple(skipped))
