@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 stamp=.s2s-setup-stamp
-want=$(cat pyproject.toml scripts/constraints.txt infra/package.json infra/package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+inputs=(pyproject.toml scripts/constraints.txt)
+for f in infra/package.json infra/package-lock.json; do [ -f "$f" ] && inputs+=("$f"); done
+want=$(cat "${inputs[@]}" | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
