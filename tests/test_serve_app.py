@@ -16,8 +16,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from starlette.exceptions import StarletteDeprecationWarning
+
 with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx is what we have
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
 from s2s_algorithm.serve import ServerSettings, create_app
