@@ -1,0 +1,453 @@
+"""The local SageMaker control plane: the JSON 1.1 API (``X-Amz-Target: SageMaker.<Operation>``).
+
+Requests are validated against botocore's own SageMaker service model (required members, types,
+lengths) plus the name patterns, and answered in the real response shapes. Errors use the codes the
+real service uses: ``ValidationException`` for missing or duplicate resources and bad input,
+``ResourceNotFound`` for StopTrainingJob, ``ResourceInUse`` for a duplicate training or transform job.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any, Callable
+
+from .endpoints import EndpointManager
+from .jobs import TrainingRunner, TransformRunner
+from .support import ACCOUNT_ID, ApiError, Context, arn, now
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_MODEL_NAME = re.compile(r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+
+# resource kind -> (ARN type, name field, ARN field)
+_KINDS = {
+    "training-job": ("training-job", "TrainingJobName", "TrainingJobArn"),
+    "model": ("model", "ModelName", "ModelArn"),
+    "endpoint-config": ("endpoint-config", "EndpointConfigName", "EndpointConfigArn"),
+    "endpoint": ("endpoint", "EndpointName", "EndpointArn"),
+    "transform-job": ("transform-job", "TransformJobName", "TransformJobArn"),
+}
+
+
+def _validation(message: str) -> ApiError:
+    return ApiError("ValidationException", message)
+
+
+def _public(rec: dict) -> dict:
+    """A record without the control plane's own bookkeeping keys (those start with '_')."""
+    return {k: v for k, v in rec.items() if not k.startswith("_")}
+
+
+class ControlPlane:
+    """Dispatches SageMaker API operations to handlers and owns the job runners."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.reg = ctx.registry
+        self.endpoints = EndpointManager(ctx)
+        self._training: dict[str, TrainingRunner] = {}
+        self._transform: dict[str, TransformRunner] = {}
+        self._model_lock = threading.Lock()
+        self._service_model: Any = None
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(self, operation: str, params: dict) -> dict:
+        """Run one operation; returns the response dict or raises ApiError."""
+        handler: Callable[[dict], dict] | None = getattr(self, "op_" + operation, None)
+        if handler is None:
+            raise ApiError("UnknownOperationException",
+                           f"The local SageMaker control plane does not implement {operation}; "
+                           "it covers training jobs, models, endpoint configs, endpoints, transform jobs and tags.")
+        self._validate(operation, params)
+        return handler(params)
+
+    def _validate(self, operation: str, params: dict) -> None:
+        with self._model_lock:
+            if self._service_model is None:
+                import botocore.session
+                self._service_model = botocore.session.get_session().get_service_model("sagemaker")
+        from botocore.exceptions import ParamValidationError
+        from botocore.validate import ParamValidator
+        shape = self._service_model.operation_model(operation).input_shape
+        if shape is None:
+            return
+        report = ParamValidator().validate(params, shape)
+        if report.has_errors():
+            raise _validation(f"{operation}: {report.generate_report()}")
+
+    def _check_name(self, value: str, field: str, pattern: re.Pattern = _NAME) -> None:
+        if not isinstance(value, str) or not pattern.match(value) or len(value) > 63:
+            raise _validation(f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
+                              f"constraint: Member must satisfy regular expression pattern: "
+                              f"{pattern.pattern.strip('^$')} and have length <= 63")
+
+    def _arn(self, kind: str, name: str) -> str:
+        return arn(self.ctx.region, _KINDS[kind][0], name)
+
+    def _new(self, kind: str, name: str, record: dict, tags: list | None) -> str:
+        resource_arn = self._arn(kind, name)
+        record[_KINDS[kind][2]] = resource_arn
+        record["_Arn"] = resource_arn
+        record["_Tags"] = list(tags or [])
+        self.reg.put(kind, name, record)
+        return resource_arn
+
+    def _list(self, kind: str, params: dict, summary: Callable[[dict], dict], key: str,
+              status_field: str | None = None, default_order: str = "Descending") -> dict:
+        name_field = _KINDS[kind][1]
+        recs = self.reg.all(kind)
+        if params.get("NameContains"):
+            recs = [r for r in recs if params["NameContains"].lower() in r[name_field].lower()]
+        if status_field and params.get("StatusEquals"):
+            recs = [r for r in recs if r.get(status_field) == params["StatusEquals"]]
+        for field, test in (("CreationTimeAfter", lambda r, t: r["CreationTime"] > t),
+                            ("CreationTimeBefore", lambda r, t: r["CreationTime"] < t),
+                            ("LastModifiedTimeAfter", lambda r, t: r.get("LastModifiedTime", 0) > t),
+                            ("LastModifiedTimeBefore", lambda r, t: r.get("LastModifiedTime", 0) < t)):
+            if params.get(field) is not None:
+                t = float(params[field])
+                recs = [r for r in recs if test(r, t)]
+        sort_by = params.get("SortBy", "CreationTime")
+        sort_key = {"Name": lambda r: r[name_field], "Status": lambda r: r.get(status_field or "", "")}.get(
+            sort_by, lambda r: r["CreationTime"])
+        recs.sort(key=sort_key, reverse=params.get("SortOrder", default_order) == "Descending")
+        start = 0
+        if params.get("NextToken"):
+            try:
+                start = int(params["NextToken"])
+            except ValueError:
+                raise _validation(f"Invalid NextToken {params['NextToken']!r}; pass the token of the previous page.")
+        limit = int(params.get("MaxResults", 10 if kind == "training-job" else 100))
+        page = recs[start:start + limit]
+        out: dict[str, Any] = {key: [summary(r) for r in page]}
+        if start + limit < len(recs):
+            out["NextToken"] = str(start + limit)
+        return out
+
+    def _get(self, kind: str, name: str, missing: str, code: str = "ValidationException") -> dict:
+        rec = self.reg.get(kind, name)
+        if rec is None:
+            raise ApiError(code, missing)
+        return rec
+
+    # ------------------------------------------------------------------ training jobs
+    def op_CreateTrainingJob(self, p: dict) -> dict:
+        name = p["TrainingJobName"]
+        self._check_name(name, "trainingJobName")
+        algo = p.get("AlgorithmSpecification") or {}
+        if not algo.get("TrainingImage") and not algo.get("AlgorithmName"):
+            raise _validation("AlgorithmSpecification must name a TrainingImage or an AlgorithmName.")
+        for ch in p.get("InputDataConfig", []):
+            src = ch.get("DataSource", {}).get("S3DataSource")
+            if src is None:
+                raise _validation(f"Channel {ch['ChannelName']!r}: only S3DataSource is supported by the local "
+                                  "control plane; upload the data to the local S3 and pass its S3Uri.")
+            if src.get("S3DataType", "S3Prefix") != "S3Prefix":
+                raise _validation(f"Channel {ch['ChannelName']!r}: S3DataType {src['S3DataType']} is not "
+                                  "supported locally; use S3Prefix.")
+        names = [ch["ChannelName"] for ch in p.get("InputDataConfig", [])]
+        if len(set(names)) != len(names):
+            raise _validation(f"Channel names must be unique, got {names}.")
+        with self.reg.lock:
+            if self.reg.exists("training-job", name):
+                raise ApiError("ResourceInUse", "Training job names must be unique within an AWS account and "
+                                                f"region, and a training job with this name already exists "
+                                                f"({self._arn('training-job', name)})")
+            t = now()
+            algo = dict(algo)
+            algo.setdefault("TrainingInputMode", "File")
+            record = {
+                "TrainingJobName": name, "AlgorithmSpecification": algo, "RoleArn": p["RoleArn"],
+                "InputDataConfig": p.get("InputDataConfig", []), "OutputDataConfig": p["OutputDataConfig"],
+                "ResourceConfig": p.get("ResourceConfig", {}),
+                "StoppingCondition": p.get("StoppingCondition") or {"MaxRuntimeInSeconds": 86400},
+                "HyperParameters": p.get("HyperParameters", {}), "Environment": p.get("Environment", {}),
+                "EnableNetworkIsolation": p.get("EnableNetworkIsolation", False),
+                "EnableInterContainerTrafficEncryption": p.get("EnableInterContainerTrafficEncryption", False),
+                "EnableManagedSpotTraining": p.get("EnableManagedSpotTraining", False),
+                "CreationTime": t, "LastModifiedTime": t,
+                "TrainingJobStatus": "InProgress", "SecondaryStatus": "Starting",
+                "SecondaryStatusTransitions": [{"Status": "Starting", "StartTime": t,
+                                                "StatusMessage": "Preparing the instances for training"}],
+            }
+            if p.get("CheckpointConfig"):
+                record["CheckpointConfig"] = p["CheckpointConfig"]
+            job_arn = self._new("training-job", name, record, p.get("Tags"))
+        runner = TrainingRunner(self.ctx, name)
+        self._training[name] = runner
+        runner.start()
+        return {"TrainingJobArn": job_arn}
+
+    def op_DescribeTrainingJob(self, p: dict) -> dict:
+        return _public(self._get("training-job", p["TrainingJobName"], "Requested resource not found."))
+
+    def op_ListTrainingJobs(self, p: dict) -> dict:
+        def summary(r: dict) -> dict:
+            keys = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime", "LastModifiedTime",
+                    "TrainingJobStatus", "SecondaryStatus")
+            return {k: r[k] for k in keys if k in r}
+        return self._list("training-job", p, summary, "TrainingJobSummaries", "TrainingJobStatus",
+                          default_order="Ascending")
+
+    def op_StopTrainingJob(self, p: dict) -> dict:
+        name = p["TrainingJobName"]
+        with self.reg.lock:
+            rec = self._get("training-job", name, "Requested resource not found.", code="ResourceNotFound")
+            if rec["TrainingJobStatus"] != "InProgress":
+                raise _validation(f"The training job {name} is not in progress (status {rec['TrainingJobStatus']}); "
+                                  "only an InProgress job can be stopped.")
+            self.reg.update("training-job", name, {"TrainingJobStatus": "Stopping", "LastModifiedTime": now()})
+        runner = self._training.get(name)
+        if runner is not None:
+            runner.stop()
+        return {}
+
+    # ------------------------------------------------------------------ models
+    def op_CreateModel(self, p: dict) -> dict:
+        name = p["ModelName"]
+        self._check_name(name, "modelName", _MODEL_NAME)
+        if not p.get("PrimaryContainer") and not p.get("Containers"):
+            raise _validation("CreateModel needs a PrimaryContainer (or Containers) with the model's Image "
+                              "and ModelDataUrl.")
+        with self.reg.lock:
+            if self.reg.exists("model", name):
+                raise _validation(f"Cannot create already existing model \"{self._arn('model', name)}\".")
+            record = {"ModelName": name, "CreationTime": now(),
+                      "EnableNetworkIsolation": p.get("EnableNetworkIsolation", False)}
+            for k in ("PrimaryContainer", "Containers", "ExecutionRoleArn", "InferenceExecutionConfig", "VpcConfig"):
+                if p.get(k):
+                    record[k] = p[k]
+            model_arn = self._new("model", name, record, p.get("Tags"))
+        return {"ModelArn": model_arn}
+
+    def op_DescribeModel(self, p: dict) -> dict:
+        name = p["ModelName"]
+        return _public(self._get("model", name, f"Could not find model \"{self._arn('model', name)}\"."))
+
+    def op_DeleteModel(self, p: dict) -> dict:
+        name = p["ModelName"]
+        with self.reg.lock:
+            self._get("model", name, f"Could not find model \"{self._arn('model', name)}\".")
+            self.reg.delete("model", name)
+        return {}
+
+    def op_ListModels(self, p: dict) -> dict:
+        return self._list("model", p, lambda r: {k: r[k] for k in ("ModelName", "ModelArn", "CreationTime")},
+                          "Models")
+
+    # ------------------------------------------------------------------ endpoint configs
+    def op_CreateEndpointConfig(self, p: dict) -> dict:
+        name = p["EndpointConfigName"]
+        self._check_name(name, "endpointConfigName")
+        variants = p["ProductionVariants"]
+        if not variants:
+            raise _validation("ProductionVariants must hold at least one variant.")
+        seen = set()
+        for v in variants:
+            if v["VariantName"] in seen:
+                raise _validation(f"Variant names must be unique; {v['VariantName']!r} appears twice.")
+            seen.add(v["VariantName"])
+            if not v.get("ModelName"):
+                raise _validation(f"Variant {v['VariantName']!r} needs a ModelName.")
+            if not self.reg.exists("model", v["ModelName"]):
+                raise _validation(f"Could not find model \"{self._arn('model', v['ModelName'])}\".")
+        with self.reg.lock:
+            if self.reg.exists("endpoint-config", name):
+                raise _validation("Cannot create already existing endpoint configuration "
+                                  f"\"{self._arn('endpoint-config', name)}\".")
+            resolved = []
+            for v in variants:
+                v = dict(v)
+                v.setdefault("InitialVariantWeight", 1.0)
+                resolved.append(v)
+            record = {"EndpointConfigName": name, "ProductionVariants": resolved, "CreationTime": now()}
+            for k in ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig"):
+                if p.get(k):
+                    record[k] = p[k]
+            config_arn = self._new("endpoint-config", name, record, p.get("Tags"))
+        return {"EndpointConfigArn": config_arn}
+
+    def op_DescribeEndpointConfig(self, p: dict) -> dict:
+        name = p["EndpointConfigName"]
+        return _public(self._get("endpoint-config", name, "Could not find endpoint configuration "
+                                                          f"\"{self._arn('endpoint-config', name)}\"."))
+
+    def op_DeleteEndpointConfig(self, p: dict) -> dict:
+        name = p["EndpointConfigName"]
+        with self.reg.lock:
+            self._get("endpoint-config", name, "Could not find endpoint configuration "
+                                               f"\"{self._arn('endpoint-config', name)}\".")
+            self.reg.delete("endpoint-config", name)
+        return {}
+
+    def op_ListEndpointConfigs(self, p: dict) -> dict:
+        keys = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
+        return self._list("endpoint-config", p, lambda r: {k: r[k] for k in keys}, "EndpointConfigs")
+
+    # ------------------------------------------------------------------ endpoints
+    def _config_for_endpoint(self, config_name: str) -> dict:
+        config = self._get("endpoint-config", config_name, "Could not find endpoint configuration "
+                                                           f"\"{self._arn('endpoint-config', config_name)}\".")
+        if len(config["ProductionVariants"]) != 1:
+            raise _validation(f"Endpoint configuration {config_name!r} has {len(config['ProductionVariants'])} "
+                              "production variants; the local control plane serves exactly one per endpoint.")
+        return config
+
+    def op_CreateEndpoint(self, p: dict) -> dict:
+        name, config_name = p["EndpointName"], p["EndpointConfigName"]
+        self._check_name(name, "endpointName")
+        with self.reg.lock:
+            if self.reg.exists("endpoint", name):
+                raise _validation(f"Cannot create already existing endpoint \"{self._arn('endpoint', name)}\".")
+            self._config_for_endpoint(config_name)
+            t = now()
+            record = {"EndpointName": name, "EndpointConfigName": config_name, "EndpointStatus": "Creating",
+                      "CreationTime": t, "LastModifiedTime": t}
+            endpoint_arn = self._new("endpoint", name, record, p.get("Tags"))
+        self.endpoints.deploy(name, config_name, "create")
+        return {"EndpointArn": endpoint_arn}
+
+    def op_DescribeEndpoint(self, p: dict) -> dict:
+        name = p["EndpointName"]
+        return _public(self._get("endpoint", name, f"Could not find endpoint \"{self._arn('endpoint', name)}\"."))
+
+    def op_UpdateEndpoint(self, p: dict) -> dict:
+        name, config_name = p["EndpointName"], p["EndpointConfigName"]
+        with self.reg.lock:
+            rec = self._get("endpoint", name, f"Could not find endpoint \"{self._arn('endpoint', name)}\".")
+            if rec["EndpointStatus"] != "InService":
+                raise _validation(f"Cannot update in-progress endpoint \"{rec['EndpointArn']}\" "
+                                  f"(status {rec['EndpointStatus']}); wait until it is InService.")
+            self._config_for_endpoint(config_name)
+            self.reg.update("endpoint", name, {"EndpointStatus": "Updating", "LastModifiedTime": now(),
+                                               "FailureReason": None})
+        self.endpoints.deploy(name, config_name, "update")
+        return {"EndpointArn": rec["EndpointArn"]}
+
+    def op_DeleteEndpoint(self, p: dict) -> dict:
+        name = p["EndpointName"]
+        with self.reg.lock:
+            rec = self._get("endpoint", name, f"Could not find endpoint \"{self._arn('endpoint', name)}\".")
+            if rec["EndpointStatus"] == "Deleting":
+                raise _validation(f"Cannot delete endpoint \"{rec['EndpointArn']}\": it is already being deleted.")
+            self.reg.update("endpoint", name, {"EndpointStatus": "Deleting", "LastModifiedTime": now()})
+        self.endpoints.delete(name)
+        return {}
+
+    def op_ListEndpoints(self, p: dict) -> dict:
+        keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+        return self._list("endpoint", p, lambda r: {k: r[k] for k in keys}, "Endpoints", "EndpointStatus")
+
+    # ------------------------------------------------------------------ transform jobs
+    def op_CreateTransformJob(self, p: dict) -> dict:
+        name = p["TransformJobName"]
+        self._check_name(name, "transformJobName")
+        src = p["TransformInput"].get("DataSource", {}).get("S3DataSource")
+        if not src or src.get("S3DataType", "S3Prefix") != "S3Prefix":
+            raise _validation("TransformInput.DataSource.S3DataSource with S3DataType S3Prefix is required locally.")
+        with self.reg.lock:
+            if self.reg.exists("transform-job", name):
+                raise ApiError("ResourceInUse", f"Job name must be unique within an AWS account and region, and a "
+                                                f"job with this name already exists ({self._arn('transform-job', name)})")
+            if not self.reg.exists("model", p["ModelName"]):
+                raise _validation(f"Could not find model \"{self._arn('model', p['ModelName'])}\".")
+            record = {"TransformJobName": name, "ModelName": p["ModelName"], "TransformJobStatus": "InProgress",
+                      "TransformInput": p["TransformInput"], "TransformOutput": p["TransformOutput"],
+                      "TransformResources": p["TransformResources"], "CreationTime": now()}
+            for k in ("MaxConcurrentTransforms", "MaxPayloadInMB", "BatchStrategy", "Environment", "DataProcessing"):
+                if p.get(k) is not None:
+                    record[k] = p[k]
+            job_arn = self._new("transform-job", name, record, p.get("Tags"))
+        runner = TransformRunner(self.ctx, name)
+        self._transform[name] = runner
+        runner.start()
+        return {"TransformJobArn": job_arn}
+
+    def op_DescribeTransformJob(self, p: dict) -> dict:
+        name = p["TransformJobName"]
+        return _public(self._get("transform-job", name, f"Could not find requested job with name {name}"))
+
+    def op_StopTransformJob(self, p: dict) -> dict:
+        name = p["TransformJobName"]
+        with self.reg.lock:
+            rec = self._get("transform-job", name, f"Could not find requested job with name {name}",
+                            code="ResourceNotFound")
+            if rec["TransformJobStatus"] != "InProgress":
+                return {}
+            self.reg.update("transform-job", name, {"TransformJobStatus": "Stopping"})
+        runner = self._transform.get(name)
+        if runner is not None:
+            runner.stop()
+        return {}
+
+    def op_ListTransformJobs(self, p: dict) -> dict:
+        keys = ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime", "LastModifiedTime",
+                "TransformJobStatus", "FailureReason")
+        return self._list("transform-job", p, lambda r: {k: r[k] for k in keys if k in r},
+                          "TransformJobSummaries", "TransformJobStatus")
+
+    # ------------------------------------------------------------------ tags
+    def _tagged(self, resource_arn: str) -> tuple[str, str]:
+        found = self.reg.find_arn(resource_arn)
+        if found is None:
+            raise _validation(f"Resource {resource_arn} not found in account {ACCOUNT_ID}; "
+                              "check the ARN (describe the resource to see it).")
+        return found
+
+    def op_AddTags(self, p: dict) -> dict:
+        with self.reg.lock:
+            kind, name = self._tagged(p["ResourceArn"])
+            tags = {t["Key"]: t["Value"] for t in self.reg.get(kind, name).get("_Tags", [])}
+            tags.update({t["Key"]: t.get("Value", "") for t in p["Tags"]})
+            if len(tags) > 50:
+                raise _validation("A resource can have at most 50 tags.")
+            merged = [{"Key": k, "Value": v} for k, v in tags.items()]
+            self.reg.update(kind, name, {"_Tags": merged})
+        return {"Tags": merged}
+
+    def op_DeleteTags(self, p: dict) -> dict:
+        with self.reg.lock:
+            kind, name = self._tagged(p["ResourceArn"])
+            drop = set(p["TagKeys"])
+            kept = [t for t in self.reg.get(kind, name).get("_Tags", []) if t["Key"] not in drop]
+            self.reg.update(kind, name, {"_Tags": kept})
+        return {}
+
+    def op_ListTags(self, p: dict) -> dict:
+        kind, name = self._tagged(p["ResourceArn"])
+        tags = self.reg.get(kind, name).get("_Tags", [])
+        start = int(p.get("NextToken") or 0)
+        limit = int(p.get("MaxResults", 50))
+        out: dict[str, Any] = {"Tags": tags[start:start + limit]}
+        if start + limit < len(tags):
+            out["NextToken"] = str(start + limit)
+        return out
+
+    # ------------------------------------------------------------------ lifecycle
+    def restore(self) -> None:
+        """After a restart: fail interrupted jobs, bring InService endpoints back up."""
+        from .jobs import fail_interrupted
+        fail_interrupted(self.ctx)
+        for rec in self.reg.all("endpoint"):
+            name = rec["EndpointName"]
+            status = rec["EndpointStatus"]
+            if status == "Deleting":
+                self.reg.delete("endpoint", name)
+            elif status in ("InService", "Creating", "Updating", "SystemUpdating"):
+                self.reg.update("endpoint", name, {"EndpointStatus": "SystemUpdating" if status != "Creating"
+                                                   else "Creating", "LastModifiedTime": now()})
+                self.endpoints.deploy(name, rec["EndpointConfigName"], "restore")
+
+    def shutdown(self) -> None:
+        """Stop every child process: running jobs are stopped, endpoints' processes end."""
+        from .jobs import SHUTDOWN_REASON
+        for runner in self._training.values():
+            if runner.thread.is_alive():
+                runner.abort(SHUTDOWN_REASON)
+        for runner in self._transform.values():
+            runner.stop()
+        for runner in list(self._training.values()) + list(self._transform.values()):
+            runner.thread.join(timeout=self.ctx.stop_grace_s + 15)
+        self.endpoints.stop_all()

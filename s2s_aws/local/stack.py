@@ -1,0 +1,195 @@
+"""``LocalStack``: moto plus the local SageMaker control plane on one 127.0.0.1 port."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from ..errors import InputError
+from .state import Registry, restore_logs, restore_s3, snapshot_logs, snapshot_s3
+from .support import Context
+
+logger = logging.getLogger(__name__)
+
+FAKE_ACCESS_KEY = "testing"
+FAKE_SECRET_KEY = "testing"
+
+
+def default_train_command() -> list[str]:
+    """``$S2S_LOCAL_TRAIN_COMMAND`` (shell words) or ``python -m s2s_algorithm.train``."""
+    env = os.environ.get("S2S_LOCAL_TRAIN_COMMAND")
+    return shlex.split(env) if env else [sys.executable, "-m", "s2s_algorithm.train"]
+
+
+def default_serve_command() -> list[str]:
+    """``$S2S_LOCAL_SERVE_COMMAND`` or ``python -m s2s_algorithm.serve --model-dir {model_dir} --port {port}``."""
+    env = os.environ.get("S2S_LOCAL_SERVE_COMMAND")
+    if env:
+        return shlex.split(env)
+    return [sys.executable, "-m", "s2s_algorithm.serve", "--model-dir", "{model_dir}", "--port", "{port}"]
+
+
+class LocalStack:
+    """An embedded AWS on 127.0.0.1: moto (S3, IAM, CloudWatch Logs, STS, ...) and a SageMaker
+    control plane that really runs training jobs, endpoints and transform jobs as child processes.
+
+    Example::
+
+        with LocalStack("~/.s2s-local") as stack, stack.activated():
+            sm = boto3.client("sagemaker")        # talks to the local stack
+            ...
+
+    ``train_command`` is the argv of the training program (run with ``S2S_ML_ROOT`` set);
+    ``serve_command`` the argv of the inference server, where ``{model_dir}`` and ``{port}`` are
+    filled in (it also gets ``SAGEMAKER_BIND_TO_PORT``). ``echo`` receives every training log line.
+    State (resources, S3 objects, log events) lives in ``state_dir`` and survives a restart.
+    """
+
+    def __init__(self, state_dir: str | os.PathLike, *, region: str = "us-east-1", port: int = 0,
+                 train_command: Sequence[str] | None = None, serve_command: Sequence[str] | None = None,
+                 stop_grace_s: float = 10.0, ready_timeout_s: float = 300.0,
+                 echo: Callable[[str], None] | None = None, start: bool = True):
+        self.state_dir = Path(state_dir).expanduser().resolve()
+        self.region = region
+        self._port = port
+        self._train_command = list(train_command) if train_command else default_train_command()
+        self._serve_command = list(serve_command) if serve_command else default_serve_command()
+        self._stop_grace_s = stop_grace_s
+        self._ready_timeout_s = ready_timeout_s
+        self._echo = echo
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.control_plane: Any = None
+        self.ctx: Context | None = None
+        if start:
+            self.start()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "LocalStack":
+        """Start the server, restore the saved state, and resume endpoints."""
+        if self._server is not None:
+            return self
+        try:
+            from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        except ImportError as e:  # pragma: no cover - depends on the installation
+            raise InputError("local mode needs moto's server: pip install 's2s-aws[local]'") from e
+        from werkzeug.serving import make_server
+        import boto3
+
+        from .controlplane import ControlPlane
+        from .server import FrontApp
+
+        class _QuietHandler(MotoRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+            def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002
+                logger.debug("http: " + message, *args)
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        registry = Registry(self.state_dir)
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        front = FrontApp(None, moto_app)  # type: ignore[arg-type]
+        try:
+            server = make_server("127.0.0.1", self._port, front, threaded=True, request_handler=_QuietHandler)
+        except OSError as e:
+            raise InputError(f"cannot listen on 127.0.0.1:{self._port}: {e}; pick another --port or stop "
+                             "the program that uses it") from e
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="local-stack-http", daemon=True)
+        self._thread.start()
+        session = boto3.session.Session(aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY,
+                                        region_name=self.region)
+        s3 = session.client("s3", endpoint_url=self.endpoint_url)
+        logs = session.client("logs", endpoint_url=self.endpoint_url)
+        self.ctx = Context(registry=registry, root=self.state_dir, region=self.region, s3=s3, logs=logs,
+                           train_command=self._train_command, serve_command=self._serve_command,
+                           stop_grace_s=self._stop_grace_s, ready_timeout_s=self._ready_timeout_s, echo=self._echo)
+        self.control_plane = ControlPlane(self.ctx)
+        front.cp = self.control_plane
+        n_obj = restore_s3(s3, self.state_dir)
+        n_ev = restore_logs(logs, self.state_dir)
+        registry.load()
+        self.control_plane.restore()
+        logger.info("local stack on %s (state %s; restored %d S3 objects, %d log events)",
+                    self.endpoint_url, self.state_dir, n_obj, n_ev)
+        return self
+
+    def stop(self) -> None:
+        """Stop every child process, save S3 and CloudWatch Logs to the state folder, stop the server."""
+        if self._server is None:
+            return
+        assert self.ctx is not None
+        try:
+            self.control_plane.shutdown()
+            snapshot_s3(self.ctx.s3, self.state_dir)
+            snapshot_logs(self.ctx.logs, self.state_dir)
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+            self._server = None
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ pointing clients at it
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the local stack is not running; call start() first")
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint_url(self) -> str:
+        """The one URL every AWS client should use (``http://127.0.0.1:<port>``)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def environ(self) -> dict[str, str]:
+        """The environment variables that point boto3 (and the AWS CLI) at this stack."""
+        url = self.endpoint_url
+        return {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ENDPOINT_URL_SAGEMAKER": url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
+            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }
+
+    @contextlib.contextmanager
+    def activated(self) -> Iterator["LocalStack"]:
+        """Set :meth:`environ` in ``os.environ`` (dropping AWS_PROFILE/AWS_SESSION_TOKEN) for the block."""
+        saved = {k: os.environ.get(k) for k in [*self.environ(), "AWS_PROFILE", "AWS_SESSION_TOKEN"]}
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.update(self.environ())
+        try:
+            yield self
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def boto_session(self) -> Any:
+        """A ``boto3.Session`` with the fake credentials and region (use with :meth:`activated` or
+        pass ``endpoint_url=stack.endpoint_url`` to its clients)."""
+        import boto3
+        return boto3.session.Session(aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY,
+                                     region_name=self.region)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` pointed at this stack."""
+        return self.boto_session().client(service, endpoint_url=self.endpoint_url)

@@ -1,0 +1,243 @@
+"""The local stack's state folder: resource records, job folders and snapshots of S3 and logs.
+
+Layout under ``state_dir``::
+
+    resources/<kind>/<name>.json   one SageMaker resource (its Describe shape), rewritten atomically
+    jobs/<kind>/<name>/            per-job working folders (the /opt/ml-style tree, logs)
+    endpoints/<name>/<generation>/ unpacked models of running endpoints
+    s3/index.json + s3/blobs/      the S3 snapshot (content-addressed object bodies)
+    logs.json                      the CloudWatch Logs snapshot
+
+Moto keeps S3 and CloudWatch Logs in memory, so :class:`StateStore` dumps them on stop and
+restores them on start. SageMaker resources are written through on every change.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("training-job", "model", "endpoint-config", "endpoint", "transform-job")
+
+_SAFE = re.compile(r"^[A-Za-z0-9-]{1,63}$")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+
+
+class Registry:
+    """Thread-safe in-memory SageMaker resources, written through to ``resources/<kind>/<name>.json``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.lock = threading.RLock()
+        self._records: dict[str, dict[str, dict]] = {k: {} for k in KINDS}
+
+    def _path(self, kind: str, name: str) -> Path:
+        if not _SAFE.match(name):  # names are validated by the API; this guards the file system
+            raise ValueError(f"unsafe resource name {name!r}")
+        return self.root / "resources" / kind / f"{name}.json"
+
+    def load(self) -> None:
+        """Read every record from disk (called once at start)."""
+        with self.lock:
+            for kind in KINDS:
+                folder = self.root / "resources" / kind
+                if not folder.is_dir():
+                    continue
+                for path in sorted(folder.glob("*.json")):
+                    try:
+                        self._records[kind][path.stem] = json.loads(path.read_text("utf-8"))
+                    except (OSError, ValueError) as e:
+                        logger.warning("skipping unreadable state file %s: %s", path, e)
+
+    def get(self, kind: str, name: str) -> dict | None:
+        with self.lock:
+            rec = self._records[kind].get(name)
+            return copy.deepcopy(rec) if rec is not None else None
+
+    def exists(self, kind: str, name: str) -> bool:
+        with self.lock:
+            return name in self._records[kind]
+
+    def put(self, kind: str, name: str, record: dict) -> None:
+        with self.lock:
+            self._records[kind][name] = copy.deepcopy(record)
+            atomic_write_json(self._path(kind, name), record)
+
+    def update(self, kind: str, name: str, changes: dict) -> dict | None:
+        """Merge ``changes`` into a record (keys with value None are removed); None if it is gone."""
+        with self.lock:
+            rec = self._records[kind].get(name)
+            if rec is None:
+                return None
+            for k, v in changes.items():
+                if v is None:
+                    rec.pop(k, None)
+                else:
+                    rec[k] = copy.deepcopy(v)
+            atomic_write_json(self._path(kind, name), rec)
+            return copy.deepcopy(rec)
+
+    def delete(self, kind: str, name: str) -> None:
+        with self.lock:
+            self._records[kind].pop(name, None)
+            try:
+                self._path(kind, name).unlink()
+            except FileNotFoundError:
+                pass
+
+    def all(self, kind: str) -> list[dict]:
+        with self.lock:
+            return [copy.deepcopy(r) for r in self._records[kind].values()]
+
+    def find_arn(self, arn: str) -> tuple[str, str] | None:
+        """The (kind, name) of the resource with this ARN, or None."""
+        with self.lock:
+            for kind, recs in self._records.items():
+                for name, rec in recs.items():
+                    if rec.get("_Arn") == arn:
+                        return kind, name
+            return None
+
+
+# ---------------------------------------------------------------- S3 and logs snapshots
+
+def snapshot_s3(s3: Any, root: Path) -> int:
+    """Dump every bucket and object of the (moto) S3 behind ``s3`` into ``root/s3``; returns objects."""
+    base = root / "s3"
+    blobs = base / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    index: dict[str, dict] = {}
+    count = 0
+    for bucket in s3.list_buckets().get("Buckets", []):
+        bname = bucket["Name"]
+        objects: dict[str, dict] = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bname):
+            for obj in page.get("Contents", []):
+                resp = s3.get_object(Bucket=bname, Key=obj["Key"])
+                digest = hashlib.sha256()
+                fd, tmp = tempfile.mkstemp(dir=blobs, suffix=".tmp")
+                with os.fdopen(fd, "wb") as f:
+                    for chunk in iter(lambda: resp["Body"].read(1 << 20), b""):
+                        digest.update(chunk)
+                        f.write(chunk)
+                sha = digest.hexdigest()
+                if (blobs / sha).exists():
+                    os.unlink(tmp)
+                else:
+                    os.replace(tmp, blobs / sha)
+                objects[obj["Key"]] = {"sha256": sha, "ContentType": resp.get("ContentType"),
+                                       "Metadata": resp.get("Metadata") or {}}
+                count += 1
+        index[bname] = {"objects": objects}
+    atomic_write_json(base / "index.json", index)
+    used = {o["sha256"] for b in index.values() for o in b["objects"].values()}
+    for blob in blobs.iterdir():
+        if blob.name not in used:
+            blob.unlink(missing_ok=True)
+    return count
+
+
+def restore_s3(s3: Any, root: Path) -> int:
+    """Upload the S3 snapshot in ``root/s3`` (if any) back into the (moto) S3; returns objects."""
+    index_path = root / "s3" / "index.json"
+    if not index_path.exists():
+        return 0
+    index = json.loads(index_path.read_text("utf-8"))
+    count = 0
+    for bname, bucket in index.items():
+        try:
+            s3.create_bucket(Bucket=bname)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        for key, meta in bucket["objects"].items():
+            extra: dict[str, Any] = {"Metadata": meta.get("Metadata") or {}}
+            if meta.get("ContentType"):
+                extra["ContentType"] = meta["ContentType"]
+            with open(root / "s3" / "blobs" / meta["sha256"], "rb") as f:
+                s3.put_object(Bucket=bname, Key=key, Body=f, **extra)
+            count += 1
+    return count
+
+
+def snapshot_logs(logs: Any, root: Path) -> int:
+    """Dump every CloudWatch Logs group, stream and event into ``root/logs.json``; returns events."""
+    dump: dict[str, dict[str, list]] = {}
+    count = 0
+    for page in logs.get_paginator("describe_log_groups").paginate():
+        for group in page.get("logGroups", []):
+            gname = group["logGroupName"]
+            dump[gname] = {}
+            for spage in logs.get_paginator("describe_log_streams").paginate(logGroupName=gname):
+                for stream in spage.get("logStreams", []):
+                    events = list(iter_log_events(logs, gname, stream["logStreamName"]))
+                    dump[gname][stream["logStreamName"]] = [[e["timestamp"], e["message"]] for e in events]
+                    count += len(events)
+    atomic_write_json(root / "logs.json", dump)
+    return count
+
+
+def iter_log_events(logs: Any, group: str, stream: str) -> Iterable[dict]:
+    """Every event of one stream, oldest first."""
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+        if token:
+            kwargs["nextToken"] = token
+        resp = logs.get_log_events(**kwargs)
+        yield from resp.get("events", [])
+        if not resp.get("events") or resp.get("nextForwardToken") in (None, token):
+            return
+        token = resp["nextForwardToken"]
+
+
+def restore_logs(logs: Any, root: Path) -> int:
+    """Put the snapshot in ``root/logs.json`` back into CloudWatch Logs (streams that are empty)."""
+    path = root / "logs.json"
+    if not path.exists():
+        return 0
+    dump = json.loads(path.read_text("utf-8"))
+    count = 0
+    for gname, streams in dump.items():
+        try:
+            logs.create_log_group(logGroupName=gname)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        for sname, events in streams.items():
+            try:
+                logs.create_log_stream(logGroupName=gname, logStreamName=sname)
+            except logs.exceptions.ResourceAlreadyExistsException:
+                continue  # already there (same process): do not duplicate its events
+            events = sorted(events, key=lambda e: e[0])
+            for i in range(0, len(events), 1000):
+                batch = [{"timestamp": int(t), "message": m} for t, m in events[i:i + 1000]]
+                logs.put_log_events(logGroupName=gname, logStreamName=sname, logEvents=batch)
+                count += len(batch)
+    return count
