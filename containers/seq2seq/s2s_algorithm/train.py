@@ -1,0 +1,438 @@
+"""The training program ``s2s-train`` (the container's ``train``).
+
+Reads ``/opt/ml/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json`` and the
+``train``, ``validation`` and ``vocab`` channels; trains; every ``checkpoint_frequency_num_batches``
+updates evaluates on the validation set (perplexity, accuracy, BLEU), checkpoints to
+``/opt/ml/checkpoints`` and keeps the best parameters by ``optimized_metric``; stops early after
+``checkpoint_threshold`` checkpoints without improvement (not before ``min_num_epochs``), or at
+``max_num_batches`` / ``max_num_epochs``; evaluates and checkpoints once more at the end; writes the
+best model to ``/opt/ml/model``. A restart with ``checkpoints/training_state.pt`` present resumes
+where it stopped. On failure one paragraph goes to ``/opt/ml/output/failure`` and the exit code is
+non-zero (2 for bad input, 1 otherwise).
+
+Run outside a container with ``S2S_ML_ROOT=/some/dir s2s-train``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from s2s_aws.errors import InputError, S2SError
+from s2s_aws.metrics import format_metric
+
+from . import distributed
+from .checkpoint import BEST_MODEL, TRAINING_STATE, atomic_write, load_torch, save_torch, write_model_dir
+from .config import ModelConfig
+from .data import (CHANNELS, PAD_ID, BatchSampler, ParallelData, iter_eval_batches, load_channel,
+                   load_vocabularies, make_batch, read_json)
+from .decode import translate_ids
+from .model import Seq2Seq
+from .optim import LRScheduler, build_optimizer
+from .paths import MLPaths
+from .translator import vocab_size
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["main", "TrainState", "evaluate", "write_failure"]
+
+_MAXIMIZE = {"accuracy": True, "bleu": True, "perplexity": False}
+
+
+@dataclass
+class TrainState:
+    """Counters saved in every checkpoint."""
+
+    step: int = 0                  # updates done
+    epoch: int = 0                 # epoch in progress (0-based)
+    batch_in_epoch: int = 0        # next batch of that epoch
+    epochs_done: int = 0
+    best: float | None = None
+    best_step: int = 0
+    bad_checkpoints: int = 0       # consecutive checkpoints without improvement
+    checkpoints: int = 0
+    last_checkpoint_step: int = -1
+    early_stopped: bool = False
+
+
+# -- set-up --------------------------------------------------------------------------------------
+def write_failure(paths: MLPaths, message: str) -> None:
+    """Write the one-paragraph failure reason SageMaker shows as ``FailureReason``."""
+    text = " ".join(str(message).split())
+    try:
+        atomic_write(paths.failure_file, lambda f: f.write(text + "\n"), binary=False)
+    except OSError:  # nowhere to write: the log still has it
+        logger.exception("cannot write %s", paths.failure_file)
+    print(f"FAILURE: {text}", file=sys.stderr, flush=True)
+
+
+def _load_hyperparameters(paths: MLPaths) -> Any:
+    from s2s_aws.hyperparameters import Hyperparameters
+
+    if not paths.hyperparameters_file.is_file():
+        logger.warning("%s not found: using the default hyperparameters", paths.hyperparameters_file)
+        return Hyperparameters.from_strings({})
+    return Hyperparameters.from_strings(read_json(paths.hyperparameters_file, "hyperparameters"))
+
+
+def _check_channels(paths: MLPaths) -> None:
+    declared = None
+    if paths.inputdataconfig_file.is_file():
+        declared = set(read_json(paths.inputdataconfig_file, "input data config"))
+    for channel in CHANNELS:
+        folder = paths.data_dir(channel)
+        if (declared is not None and channel not in declared) or not folder.is_dir():
+            raise InputError(
+                f"The training job has no '{channel}' channel (expected its files in {folder}). The "
+                "algorithm needs three channels: train and validation (RecordIO-protobuf files) and "
+                "vocab (vocab.src.json, vocab.trg.json); add the missing one to the job's input data "
+                "configuration (s2s-aws upload creates all three).")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def _autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    if mode == "off":
+        return None
+    if device.type == "cuda":
+        if mode == "fp16":
+            return torch.float16
+        if mode == "bf16" or torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
+    if mode == "bf16":
+        return torch.bfloat16
+    if mode == "fp16":
+        logger.warning("mixed_precision=fp16 needs a GPU: training in float32 on the CPU")
+    return None
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(model: Seq2Seq, data: ParallelData, hp: Any, trg_tokens: list[str], device: torch.device,
+             bleu_sample_size: int) -> dict[str, float]:
+    """Validation perplexity and accuracy (teacher forced), and BLEU on ``bleu_sample_size`` pairs
+    (0: skip, -1: all)."""
+    was_training = model.training
+    model.eval()
+    nll = correct = tokens = 0.0
+    for batch in iter_eval_batches(data, hp.batch_size):
+        batch = batch.to(device)
+        logits, _ = model(batch.src, batch.src_lengths, batch.trg_in)
+        logits = logits.float()
+        mask = batch.trg_out != PAD_ID
+        nll += float(F.cross_entropy(logits.view(-1, logits.shape[-1]), batch.trg_out.view(-1),
+                                     ignore_index=PAD_ID, reduction="sum"))
+        correct += float(((logits.argmax(-1) == batch.trg_out) & mask).sum())
+        tokens += float(mask.sum())
+    result = {"perplexity": math.exp(min(nll / max(tokens, 1.0), 100.0)), "accuracy": correct / max(tokens, 1.0)}
+    n = len(data) if bleu_sample_size < 0 else min(bleu_sample_size, len(data))
+    if n > 0:
+        import sacrebleu
+
+        sources = [s.tolist() for s in data.sources[:n]]
+        hyps = translate_ids(model, sources, beam_size=int(hp.beam_size),
+                             max_seq_len_target=int(hp.max_seq_len_target),
+                             length_penalty_alpha=float(hp.length_penalty_alpha),
+                             length_penalty_beta=float(hp.length_penalty_beta),
+                             batch_size=int(hp.batch_size), device=device)
+        out = [" ".join(trg_tokens[i] for i in h.ids) for h in hyps]
+        refs = [" ".join(trg_tokens[i] for i in t.tolist()) for t in data.targets[:n]]
+        result["bleu"] = float(sacrebleu.corpus_bleu(out, [refs], tokenize="none").score)
+    model.train(was_training)
+    return result
+
+
+# -- the worker ----------------------------------------------------------------------------------
+class Trainer:
+    """One training process (one GPU, or the CPU)."""
+
+    def __init__(self, paths: MLPaths, hp: Any, plan: distributed.WorldPlan, rank: int, device: torch.device):
+        self.paths, self.hp, self.plan, self.rank, self.device = paths, hp, plan, rank, device
+        self.is_main = rank == 0
+        src_vocab, trg_vocab = load_vocabularies(paths.data_dir("vocab"))
+        self.trg_tokens = [""] * vocab_size(trg_vocab)
+        for token, i in trg_vocab.items():
+            self.trg_tokens[i] = token
+        sizes = dict(src_vocab_size=vocab_size(src_vocab), trg_vocab_size=vocab_size(trg_vocab),
+                     max_seq_len_source=hp.max_seq_len_source, max_seq_len_target=hp.max_seq_len_target)
+        self.train_data = load_channel(paths.data_dir("train"), "train", **sizes)
+        self.val_data = load_channel(paths.data_dir("validation"), "validation", **sizes)
+        self.cfg = ModelConfig.from_hyperparameters(hp, sizes["src_vocab_size"], sizes["trg_vocab_size"])
+
+        _seed_everything(int(hp.seed))
+        self.model = Seq2Seq(self.cfg).to(device)
+        self.ddp = None
+        if plan.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.optimizer = build_optimizer(self.model.parameters(), hp)
+        self.scheduler = LRScheduler(self.optimizer, hp)
+        self.amp_dtype = _autocast_dtype(hp.mixed_precision, device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.sampler = BatchSampler(self.train_data, hp.batch_size, bucket_width=hp.bucket_width,
+                                    bucketing=hp.bucketing_enabled, seed=int(hp.seed),
+                                    world_size=plan.world_size, rank=rank)
+        self.state = TrainState()
+        bleu = int(hp.bleu_sample_size)
+        if bleu == 0 and hp.optimized_metric == "bleu":
+            bleu = -1
+        self.bleu_sample_size = bleu
+        self.checkpoint_dir = paths.checkpoint_dir
+        if self.is_main:
+            logger.info("model: %d parameters; train %d pairs, validation %d pairs; device %s; world %d%s",
+                        self.model.num_parameters(), len(self.train_data), len(self.val_data), device,
+                        plan.world_size, f"; autocast {self.amp_dtype}" if self.amp_dtype else "")
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _resume(self) -> None:
+        path = self.checkpoint_dir / TRAINING_STATE
+        if not path.is_file():
+            return
+        try:
+            ckpt = load_torch(path, map_location=self.device)
+        except Exception as e:  # a damaged checkpoint must not end a job that can start over
+            logger.warning("cannot read checkpoint %s (%s): starting from scratch", path, e)
+            return
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.state = TrainState(**ckpt["state"])
+        rng = ckpt.get("rng", {})
+        if self.is_main and rng:
+            random.setstate(rng["python"])
+            np.random.set_state(rng["numpy"])
+            torch.set_rng_state(rng["torch"].cpu())
+            if rng.get("cuda") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state(rng["cuda"].cpu())
+        else:
+            torch.manual_seed(int(self.hp.seed) + self.rank + self.state.step)
+        if self.is_main:
+            print(f"resuming from checkpoint {path}: step {self.state.step}, epoch {self.state.epoch + 1}, "
+                  f"batch {self.state.batch_in_epoch} of the epoch, best {self.hp.optimized_metric} "
+                  f"{self.state.best}", flush=True)
+
+    def _save_state(self) -> None:
+        rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}
+        save_torch({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                    "state": asdict(self.state), "rng": rng,
+                    "hyperparameters": self.hp.to_strings(include_defaults=True)},
+                   self.checkpoint_dir / TRAINING_STATE)
+
+    def checkpoint(self) -> None:
+        """Evaluate, keep the best, save the training state, decide on early stopping (all ranks)."""
+        st, hp = self.state, self.hp
+        improved = stop = 0.0
+        if self.is_main:
+            t0 = time.time()
+            metrics = evaluate(self.model, self.val_data, hp, self.trg_tokens, self.device, self.bleu_sample_size)
+            for name in ("perplexity", "accuracy", "bleu"):
+                if name in metrics:
+                    print(format_metric(f"validation:{name}", metrics[name], step=st.step,
+                                        epoch=st.epochs_done + 1), flush=True)
+            value = metrics[hp.optimized_metric]
+            better = st.best is None or (value > st.best if _MAXIMIZE[hp.optimized_metric] else value < st.best)
+            st.checkpoints += 1
+            st.last_checkpoint_step = st.step
+            if better:
+                st.best, st.best_step, st.bad_checkpoints = value, st.step, 0
+                save_torch(self.model.state_dict(), self.checkpoint_dir / BEST_MODEL)
+                improved = 1.0
+            else:
+                st.bad_checkpoints += 1
+            if st.bad_checkpoints >= hp.checkpoint_threshold and st.epochs_done >= hp.min_num_epochs:
+                st.early_stopped = True
+                stop = 1.0
+            self.scheduler.step_checkpoint(bool(improved))
+            self._save_state()
+            print(f"checkpoint {st.checkpoints} at step {st.step}: {hp.optimized_metric}={value:.4f} "
+                  f"(best {st.best:.4f} at step {st.best_step}; {st.bad_checkpoints} without improvement; "
+                  f"{time.time() - t0:.1f}s)", flush=True)
+        else:
+            st.checkpoints += 1
+            st.last_checkpoint_step = st.step
+        improved, stop = distributed.broadcast_flags([improved, stop], self.device)
+        if not self.is_main:
+            self.scheduler.step_checkpoint(bool(improved))
+            st.early_stopped = bool(stop)
+        distributed.barrier()
+
+    # -- training ---------------------------------------------------------------------------
+    def _limits_reached(self) -> bool:
+        st, hp = self.state, self.hp
+        if st.early_stopped:
+            return True
+        if hp.max_num_batches is not None and hp.max_num_batches > 0 and st.step >= hp.max_num_batches:
+            return True
+        return hp.max_num_epochs is not None and st.epochs_done >= hp.max_num_epochs
+
+    def _train_step(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        module = self.ddp if self.ddp is not None else self.model
+        batch = batch.to(self.device)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            logits, _ = module(batch.src, batch.src_lengths, batch.trg_in)
+        logits = logits.float().view(-1, logits.shape[-1])
+        target = batch.trg_out.view(-1)
+        ntok = batch.num_tokens
+        loss = F.cross_entropy(logits, target, ignore_index=PAD_ID, reduction="sum",
+                               label_smoothing=float(self.hp.label_smoothing)) / ntok
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.hp.clip_gradient is not None and self.hp.clip_gradient >= 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), float(self.hp.clip_gradient))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        with torch.no_grad():
+            mask = target != PAD_ID
+            nll = (loss.detach() * ntok if not self.hp.label_smoothing else
+                   F.cross_entropy(logits, target, ignore_index=PAD_ID, reduction="sum"))
+            correct = ((logits.argmax(-1) == target) & mask).sum()
+        return nll.detach(), correct, torch.tensor(ntok)
+
+    def run(self) -> None:
+        self._resume()
+        st, hp = self.state, self.hp
+        freq = int(hp.checkpoint_frequency_num_batches)
+        log_every = max(1, min(100, freq))
+        nll_sum = torch.zeros((), device=self.device)
+        correct_sum = torch.zeros((), device=self.device)
+        tokens = 0
+        t_log = time.time()
+        self.model.train()
+        while not self._limits_reached():
+            batches = self.sampler.epoch(st.epoch)
+            while st.batch_in_epoch < len(batches) and not self._limits_reached():
+                batch = make_batch(self.train_data, batches[st.batch_in_epoch])
+                st.batch_in_epoch += 1
+                self.scheduler.step_update(st.step)
+                nll, correct, ntok = self._train_step(batch)
+                st.step += 1
+                nll_sum += nll
+                correct_sum += correct
+                tokens += int(ntok)
+                if st.step % log_every == 0 and self.is_main:
+                    elapsed = max(time.time() - t_log, 1e-9)
+                    mean = float(nll_sum) / max(tokens, 1)
+                    acc = float(correct_sum) / max(tokens, 1)
+                    print(f"step {st.step} epoch {st.epoch + 1} loss {mean:.4f} lr {self.scheduler.lr:.6g} "
+                          f"target tokens/s {tokens * self.plan.world_size / elapsed:.0f}", flush=True)
+                    print(format_metric("train:perplexity", math.exp(min(mean, 100.0)), step=st.step,
+                                        epoch=st.epoch + 1), flush=True)
+                    print(format_metric("train:accuracy", acc, step=st.step, epoch=st.epoch + 1), flush=True)
+                    nll_sum.zero_()
+                    correct_sum.zero_()
+                    tokens, t_log = 0, time.time()
+                if st.step % freq == 0:
+                    self.checkpoint()
+                    t_log = time.time()
+            if st.batch_in_epoch >= len(batches):
+                st.epoch += 1
+                st.epochs_done += 1
+                st.batch_in_epoch = 0
+                if self.is_main:
+                    print(f"epoch {st.epochs_done} done at step {st.step}", flush=True)
+        if st.last_checkpoint_step != st.step:
+            self.checkpoint()
+        if self.is_main:
+            reason = ("early stopping" if st.early_stopped else "max_num_batches" if hp.max_num_batches > 0
+                      and st.step >= hp.max_num_batches else "max_num_epochs")
+            print(f"training finished at step {st.step} ({reason}); best {hp.optimized_metric} "
+                  f"{st.best:.4f} at step {st.best_step}", flush=True)
+            self.write_model()
+
+    def write_model(self) -> None:
+        best = self.checkpoint_dir / BEST_MODEL
+        state_dict = load_torch(best) if best.is_file() else self.model.state_dict()
+        info = {"model_config": self.cfg.to_dict(), "best_step": self.state.best_step,
+                "optimized_metric": self.hp.optimized_metric, "best_metric": self.state.best,
+                "steps": self.state.step}
+        write_model_dir(self.paths.model_dir, state_dict, self.hp.to_strings(include_defaults=True),
+                        self.paths.data_dir("vocab"), info)
+        print(f"model written to {self.paths.model_dir}", flush=True)
+
+
+def _worker(local_rank: int, plan: distributed.WorldPlan, root: str, hp_strings: dict[str, str]) -> None:
+    """Entry point of one training process (in-process when the host has a single one)."""
+    from s2s_aws.hyperparameters import Hyperparameters
+
+    paths = MLPaths(root)
+    hp = Hyperparameters.from_strings(hp_strings)
+    if local_rank > 0:
+        _configure_logging()
+    try:
+        rank, device = distributed.init_process(plan, local_rank)
+        try:
+            Trainer(paths, hp, plan, rank, device).run()
+        finally:
+            distributed.cleanup()
+    except S2SError as e:
+        if plan.procs_per_host > 1:   # the parent only sees a traceback: say it here
+            write_failure(paths, str(e))
+        raise
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``s2s-train``: train from the ``/opt/ml`` tree (``$S2S_ML_ROOT``); returns the exit code."""
+    _configure_logging()
+    paths = MLPaths()
+    try:
+        paths.failure_file.unlink()
+    except OSError:
+        pass
+    try:
+        hp = _load_hyperparameters(paths)
+        _check_channels(paths)
+        load_vocabularies(paths.data_dir("vocab"))   # fail before spawning anything
+        resourceconfig = read_json(paths.resourceconfig_file, "resource config") \
+            if paths.resourceconfig_file.is_file() else None
+        plan = distributed.plan_world(resourceconfig)
+        paths.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        paths.model_dir.mkdir(parents=True, exist_ok=True)
+        print(f"s2s-train: root {paths.root}; hosts {plan.hosts} (this: {plan.current_host}); "
+              f"{plan.procs_per_host} process(es) per host; hyperparameters {hp.to_strings()}", flush=True)
+        distributed.spawn(_worker, plan, str(paths.root), hp.to_strings(include_defaults=True))
+        return 0
+    except S2SError as e:
+        if not paths.failure_file.is_file():
+            write_failure(paths, str(e))
+        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - every failure must end in a failure file
+        traceback.print_exc()
+        if not paths.failure_file.is_file():
+            summary = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+            write_failure(paths, f"Unexpected error in the training program: {type(e).__name__}: {summary}. "
+                                 "The job log has the full traceback; if the input looks right, report it "
+                                 "with that log.")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Load a model directory and translate: the interface of the inference server and the evaluator.
+
+Example::
+
+    from s2s_algorithm.translator import load_translator
+    tr = load_translator("/opt/ml/model")
+    out = tr.translate(["can you drive a car ?"], beam_size=5, attention=True)
+    print(out[0].target, len(out[0].matrix))
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from s2s_aws.errors import InputError
+
+from .checkpoint import FORMAT_VERSION, MODEL_FILES, load_torch
+from .config import ModelConfig
+from .decode import translate_ids
+from .model import Seq2Seq
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["load_translator", "Translator", "Translation", "TextTranslation", "vocab_size"]
+
+
+@dataclass
+class Translation:
+    """Output ids (no ``</s>``); ``attention`` ``(len(ids), len(source))`` when asked, else None."""
+
+    ids: list[int]
+    attention: np.ndarray | None = None
+
+
+@dataclass
+class TextTranslation:
+    """A translated sentence; ``matrix`` has ``len(tokens)`` rows and ``len(source_tokens)`` columns."""
+
+    target: str
+    tokens: list[str]
+    source_tokens: list[str]
+    matrix: list[list[float]] | None = None
+
+
+def vocab_size(vocab: dict[str, int]) -> int:
+    """Rows of the embedding for a ``{token: id}`` vocabulary."""
+    return max(vocab.values()) + 1 if vocab else 4
+
+
+class Translator:
+    """A loaded model with its vocabularies and hyperparameters."""
+
+    def __init__(self, model: Seq2Seq, hp: Any, src_vocab: dict[str, int], trg_vocab: dict[str, int],
+                 device: torch.device, batch_size: int = 64):
+        self.model = model.eval()
+        self.hp = hp
+        self.src_vocab = src_vocab
+        self.trg_vocab = trg_vocab
+        self.device = device
+        self.batch_size = batch_size
+        self._trg_tokens = [""] * vocab_size(trg_vocab)
+        for token, i in trg_vocab.items():
+            self._trg_tokens[i] = token
+        self._lock = threading.Lock()   # one decode at a time per model (servers may use threads)
+
+    def translate_ids(self, sources: list[list[int]], *, beam_size: int | None = None,
+                      attention: bool = False) -> list[Translation]:
+        """Translate source id lists (no ``</s>``); truncated to ``max_seq_len_source``."""
+        beam = int(self.hp.beam_size if beam_size is None else beam_size)
+        if beam < 1:
+            raise InputError(f"beam_size must be an integer >= 1, got {beam}.")
+        max_src = int(self.hp.max_seq_len_source)
+        src_size = self.model.cfg.src_vocab_size
+        clean: list[list[int]] = []
+        for n, ids in enumerate(sources):
+            ids = [int(i) for i in ids][:max_src]
+            bad = [i for i in ids if i < 0 or i >= src_size]
+            if bad:
+                raise InputError(f"source {n} has token id {bad[0]}, outside the source vocabulary "
+                                 f"(ids 0..{src_size - 1}). Encode sources with this model's vocab.src.json.")
+            clean.append(ids)
+        if not clean:
+            return []
+        with self._lock:
+            hyps = translate_ids(self.model, clean, beam_size=beam,
+                                 max_seq_len_target=int(self.hp.max_seq_len_target),
+                                 length_penalty_alpha=float(self.hp.length_penalty_alpha),
+                                 length_penalty_beta=float(self.hp.length_penalty_beta),
+                                 attention=attention, batch_size=self.batch_size, device=self.device)
+        out = []
+        for original, hyp in zip(sources, hyps):
+            matrix = None
+            if attention:
+                matrix = np.zeros((len(hyp.ids), len(original)), dtype=np.float32)
+                att = hyp.attention if hyp.attention is not None else np.zeros((len(hyp.ids), 0))
+                matrix[:, :att.shape[1]] = att
+            out.append(Translation(ids=hyp.ids, attention=matrix))
+        return out
+
+    def translate(self, sentences: list[str], *, beam_size: int | None = None,
+                  attention: bool = False) -> list[TextTranslation]:
+        """Translate whitespace-tokenized sentences; unknown words become ``<unk>``."""
+        from s2s_aws.formats import vocab as vocab_format
+
+        source_tokens = [s.split() for s in sentences]
+        ids = [vocab_format.encode_tokens(tokens, self.src_vocab) for tokens in source_tokens]
+        results = self.translate_ids(ids, beam_size=beam_size, attention=attention)
+        out = []
+        for tokens_in, res in zip(source_tokens, results):
+            tokens = [self._trg_tokens[i] for i in res.ids]
+            out.append(TextTranslation(target=" ".join(tokens), tokens=tokens, source_tokens=tokens_in,
+                                       matrix=res.attention.tolist() if res.attention is not None else None))
+        return out
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise InputError(f"{path} is not valid JSON ({e}). The model directory is damaged: "
+                         "re-create it with s2s-train.") from e
+
+
+def load_translator(model_dir: str | Path, device: str | None = None) -> Translator:
+    """Load ``model_dir`` (as written by ``s2s-train``) onto ``device`` (default: CUDA when present)."""
+    from s2s_aws.formats import vocab as vocab_format
+    from s2s_aws.hyperparameters import Hyperparameters
+
+    model_dir = Path(model_dir)
+    missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise InputError(f"model directory {model_dir} lacks {', '.join(missing)}. Point at a folder "
+                         f"(or the extracted model.tar.gz) written by s2s-train; it holds {', '.join(MODEL_FILES)}.")
+    fmt = _read_json(model_dir / "format.json")
+    version = fmt.get("format_version") if isinstance(fmt, dict) else None
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InputError(f"{model_dir / 'format.json'} has format_version {version!r}; this program reads "
+                         f"version {FORMAT_VERSION} or lower. Use a matching container image.")
+    hp = Hyperparameters.from_strings(_read_json(model_dir / "hyperparameters.json"))
+    src_vocab = vocab_format.load_vocab(model_dir / "vocab.src.json")
+    trg_vocab = vocab_format.load_vocab(model_dir / "vocab.trg.json")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cfg = ModelConfig.from_hyperparameters(hp, vocab_size(src_vocab), vocab_size(trg_vocab))
+    model = Seq2Seq(cfg)
+    model.load_state_dict(load_torch(model_dir / "model.pt"))
+    model.to(dev).eval()
+    logger.info("loaded %s (%d parameters) on %s", model_dir, model.num_parameters(), dev)
+    return Translator(model, hp, src_vocab, trg_vocab, dev)

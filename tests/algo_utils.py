@@ -1,0 +1,131 @@
+"""Helpers for the algorithm tests: a real ``/opt/ml`` tree with generated data, and a tiny trained model.
+
+``train_tiny_model(tmp_path)`` returns a model directory trained on the sequence-reversal task; the
+training runs once per test session (the result is copied into each caller's ``tmp_path``).
+
+Example::
+
+    from algo_utils import train_tiny_model     # tests/ is on sys.path under pytest
+    model_dir = train_tiny_model(tmp_path)          # tmp_path/model with model.pt, vocabs, ...
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_SYMBOLS = 20
+SYMBOLS = [f"w{i}" for i in range(NUM_SYMBOLS)]
+
+#: A config that learns to reverse sequences of length <= 8 over 20 symbols within a few hundred batches.
+TINY_HYPERPARAMETERS: dict[str, str] = {
+    "num_embed_source": "32",
+    "num_embed_target": "32",
+    "rnn_num_hidden": "64",
+    "rnn_attention_num_hidden": "32",
+    "batch_size": "32",
+    "learning_rate": "0.01",
+    "clip_gradient": "1",
+    "checkpoint_frequency_num_batches": "100",
+    "max_num_batches": "200",
+    "max_seq_len_source": "10",
+    "max_seq_len_target": "10",
+    "bleu_sample_size": "-1",
+    "optimized_metric": "bleu",
+    "beam_size": "3",
+    "checkpoint_threshold": "3",
+    "seed": "3",
+}
+
+
+def vocabulary() -> dict[str, int]:
+    v = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3}
+    for i, s in enumerate(SYMBOLS):
+        v[s] = i + 4
+    return v
+
+
+def reverse_pairs(n: int, seed: int, max_len: int = 8) -> list[tuple[list[int], list[int]]]:
+    """``n`` (source, reversed source) id pairs over the 20 symbols (ids 4..23)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        src = [rng.randrange(4, 4 + NUM_SYMBOLS) for _ in range(rng.randint(1, max_len))]
+        out.append((src, src[::-1]))
+    return out
+
+
+def write_ml_tree(root: Path, hyperparameters: dict[str, str] | None = None, *,
+                  train: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None,
+                  validation: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None,
+                  channels: Iterable[str] = ("train", "validation", "vocab"),
+                  hosts: Sequence[str] = ("algo-1",)) -> Path:
+    """Write ``root/input/config/*.json`` and the channels the way SageMaker lays them out."""
+    from s2s_aws.formats import records, vocab as vocab_format
+
+    root = Path(root)
+    channels = list(channels)
+    config = root / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    hp = dict(TINY_HYPERPARAMETERS if hyperparameters is None else hyperparameters)
+    (config / "hyperparameters.json").write_text(json.dumps(hp))
+    (config / "inputdataconfig.json").write_text(json.dumps(
+        {c: {"ContentType": "application/x-recordio-protobuf" if c != "vocab" else "application/json",
+             "TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"} for c in channels}))
+    (config / "resourceconfig.json").write_text(json.dumps(
+        {"current_host": hosts[0], "hosts": list(hosts), "network_interface_name": "eth0"}))
+    data = root / "input" / "data"
+    if "train" in channels:
+        (data / "train").mkdir(parents=True, exist_ok=True)
+        records.write_pairs(data / "train" / "train.rec", train if train is not None else reverse_pairs(3000, 1))
+    if "validation" in channels:
+        (data / "validation").mkdir(parents=True, exist_ok=True)
+        records.write_pairs(data / "validation" / "val.rec",
+                            validation if validation is not None else reverse_pairs(100, 2))
+    if "vocab" in channels:
+        (data / "vocab").mkdir(parents=True, exist_ok=True)
+        vocab_format.save_vocab(vocabulary(), data / "vocab" / "vocab.src.json")
+        vocab_format.save_vocab(vocabulary(), data / "vocab" / "vocab.trg.json")
+    return root
+
+
+def run_train(root: Path, timeout: float = 300, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``s2s-train`` as SageMaker would (a subprocess), with ``S2S_ML_ROOT=root``."""
+    env = dict(os.environ)
+    env.update({"S2S_ML_ROOT": str(root), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                "PYTHONUNBUFFERED": "1"})
+    env.update(extra_env or {})
+    code = "import sys; from s2s_algorithm.train import main; sys.exit(main())"
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+_CACHE: dict[str, Path] = {}
+
+
+def train_tiny_model(tmp_path: Path, hyperparameters: dict[str, str] | None = None) -> Path:
+    """A trained model directory (reversal task) at ``tmp_path/model``; trained once per session."""
+    hp = dict(TINY_HYPERPARAMETERS if hyperparameters is None else hyperparameters)
+    key = json.dumps(hp, sort_keys=True)
+    cached = _CACHE.get(key)
+    if cached is None or not (cached / "model.pt").is_file():
+        root = Path(tempfile.mkdtemp(prefix="s2s-tiny-"))
+        write_ml_tree(root, hp)
+        proc = run_train(root)
+        if proc.returncode != 0:
+            failure = root / "output" / "failure"
+            raise RuntimeError(f"s2s-train failed ({proc.returncode}): "
+                               f"{failure.read_text() if failure.is_file() else ''}\n{proc.stdout[-3000:]}\n"
+                               f"{proc.stderr[-3000:]}")
+        cached = root / "model"
+        _CACHE[key] = cached
+    dest = Path(tmp_path) / "model"
+    shutil.copytree(cached, dest, dirs_exist_ok=True)
+    return dest
