@@ -121,8 +121,10 @@ def _validate_recordio(path: Path) -> None:
             raise FormatError("holds no records; re-run preprocessing (was the corpus empty?)",
                               path=str(path)) from None
     try:
-        records.decode_pair(payload)
-    except FormatError:
+        records.decode_pair(payload, name=str(path))
+    except FormatError as e:
+        if e.path is None:
+            raise FormatError(f"first record: {e.detail}; re-run preprocessing", path=str(path), offset=0) from e
         raise
     except Exception as e:  # protobuf DecodeError and friends
         raise FormatError(f"first record is not a Record protobuf with source/target ids ({e}); "
