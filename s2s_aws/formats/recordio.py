@@ -18,11 +18,11 @@ import io
 import logging
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Union
 
 from ..errors import FormatError
+from ._files import create_temp_beside
 
 __all__ = [
     "MAGIC", "MAGIC_BYTES", "MAX_LENGTH", "RecordIOWriter", "iter_records", "encode_records",
@@ -90,8 +90,7 @@ class RecordIOWriter:
         self._tmp: str | None = None
         if isinstance(target, (str, os.PathLike)):
             self._path = Path(target)
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{self._path.name}.", suffix=".tmp",
-                                             dir=self._path.parent if str(self._path.parent) else ".")
+            fd, self._tmp = create_temp_beside(self._path)
             self._file: BinaryIO = os.fdopen(fd, "wb")
         else:
             self._file = target

@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import FormatError, InputError
+from ._files import create_temp_beside
 
 __all__ = [
     "PAD_ID", "UNK_ID", "BOS_ID", "EOS_ID", "PAD", "UNK", "BOS", "EOS", "SPECIALS",
@@ -111,7 +111,7 @@ def load_vocab(path: str | os.PathLike) -> dict[str, int]:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 text to ``path`` through a temporary file renamed into place."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = create_temp_beside(target)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
