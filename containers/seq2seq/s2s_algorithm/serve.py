@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -359,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
                             timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
                             timeout_keep_alive=75)
     server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish), then re-raises the
+    # signal under the handlers it found; these make that re-raise a no-op, so a graceful stop exits 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
     server.run()
     state: _State = app.state.s2s
     if state.status == "failed":

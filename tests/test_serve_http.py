@@ -1,0 +1,264 @@
+"""The real ``s2s-serve`` program in a subprocess, on a free loopback port, with a tiny model."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from s2s_aws.formats import recordio, records
+from s2s_aws.formats import vocab as vocab_format
+
+pytestmark = pytest.mark.slow
+
+SENTENCES = ["w1 w2 w3 w4", "w5 w6", "w7", "w8 zzz-unknown w9", "w10 w11 w12 w13 w14 w15 w16 w17", "w3 w3 w3"]
+
+
+def _tiny_model(tmp_path: Path) -> Path:
+    from algo_utils import train_tiny_model
+
+    return Path(train_tiny_model(tmp_path))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``s2s-serve`` as a subprocess; stderr collected line by line."""
+
+    def __init__(self, model_dir: Path, env_extra: dict[str, str] | None = None, log_level: str = "info"):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        exe = Path(sys.executable).with_name("s2s-serve")
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "s2s_algorithm.serve"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+        env.pop("SAGEMAKER_BIND_TO_PORT", None)
+        self.proc = subprocess.Popen(
+            cmd + ["--host", "127.0.0.1", "--port", str(self.port), "--model-dir", str(model_dir),
+                   "--log-level", log_level],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        end = time.monotonic() + timeout
+        saw_503 = False
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                pytest.fail(f"s2s-serve exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                r = httpx.get(self.url + "/ping", timeout=5)
+                if r.status_code == 200:
+                    return
+                saw_503 = saw_503 or r.status_code == 503
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"s2s-serve not ready after {timeout} s:\n{self.log()}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return _tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    srv = Server(model_dir)
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+def post_json(http, doc, **headers):
+    return http.post("/invocations", content=json.dumps(doc).encode(),
+                     headers={"Content-Type": "application/json", **headers})
+
+
+@pytest.fixture(scope="module")
+def single_answers(http) -> dict[str, str]:
+    """Each sentence translated alone, one request each: the reference for every other test."""
+    out = {}
+    for s in SENTENCES:
+        r = post_json(http, {"instances": [{"data": s}]})
+        assert r.status_code == 200, r.text
+        out[s] = r.json()["predictions"][0]["target"]
+    return out
+
+
+def good_request_works(http, single_answers) -> None:
+    s = SENTENCES[0]
+    r = post_json(http, {"instances": [{"data": s}]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"predictions": [{"target": single_answers[s]}]}
+
+
+def test_ping_and_execution_parameters(http):
+    assert http.get("/ping").status_code == 200
+    assert http.get("/execution-parameters").json()["MaxPayloadInMB"] == 6
+
+
+def test_json_with_and_without_attention(http, single_answers, model_dir):
+    trg_vocab = vocab_format.load_vocab(model_dir / "vocab.trg.json")
+    r = post_json(http, {"instances": [{"data": s} for s in SENTENCES]})
+    assert r.status_code == 200
+    preds = r.json()["predictions"]
+    assert [p["target"] for p in preds] == [single_answers[s] for s in SENTENCES]
+    assert all(set(p) == {"target"} for p in preds)
+    for p in preds:
+        assert all(tok in trg_vocab for tok in p["target"].split())
+
+    long_source = " ".join(["w5"] * 150)  # beyond max_seq_len_source: truncated, columns kept
+    docs = [{"data": s, "configuration": {"attention_matrix": "true"}} for s in SENTENCES + [long_source]]
+    r = post_json(http, {"instances": docs})
+    assert r.status_code == 200
+    preds = r.json()["predictions"]
+    assert [p["target"] for p in preds[:-1]] == [single_answers[s] for s in SENTENCES]
+    for doc, p in zip(docs, preds):
+        matrix = p["matrix"]
+        assert len(matrix) == len(p["target"].split())
+        assert all(len(row) == len(doc["data"].split()) for row in matrix)
+        assert all(0.0 <= x <= 1.0 + 1e-5 for row in matrix for x in row)
+
+
+def test_recordio_round_trip_matches_json(http, single_answers, model_dir):
+    src_vocab = vocab_format.load_vocab(model_dir / "vocab.src.json")
+    trg_itos = vocab_format.id_to_token(vocab_format.load_vocab(model_dir / "vocab.trg.json"))
+    sources = [vocab_format.encode_tokens(s.split(), src_vocab) for s in SENTENCES]
+    body = recordio.encode_records(records.encode_ids("source", ids) for ids in sources)
+    r = http.post("/invocations", content=body, headers={"Content-Type": "application/x-recordio-protobuf"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/x-recordio-protobuf"
+    targets = [records.decode_ids(p, "target") for p in recordio.decode_records(r.content)]
+    assert len(targets) == len(SENTENCES)
+    assert [" ".join(trg_itos[i] for i in ids) for ids in targets] == [single_answers[s] for s in SENTENCES]
+
+
+def test_jsonlines_batch_transform(http, single_answers):
+    body = "".join(json.dumps({"source": s}) + "\n" for s in SENTENCES)
+    r = http.post("/invocations", content=body.encode(), headers={"Content-Type": "application/jsonlines",
+                                                                   "Accept": "application/jsonlines"})
+    assert r.status_code == 200
+    lines = r.text.splitlines()
+    assert len(lines) == len(SENTENCES)
+    assert [json.loads(x) for x in lines] == [{"target": single_answers[s]} for s in SENTENCES]
+
+
+def test_error_paths_then_good_requests(http, single_answers):
+    cases = [
+        ({"Content-Type": "text/csv"}, b"a,b", 415, "unsupported Content-Type"),
+        ({"Content-Type": "application/json"}, b"{oops", 400, "not valid JSON"),
+        ({"Content-Type": "application/json"}, b'{"instances": [{"data": "a"}, {"dat": "b"}]}', 400,
+         'instances[1]: missing field "data"'),
+        ({"Content-Type": "application/jsonlines"}, b'{"source": 3}\n', 400, "line 1.source"),
+        ({"Content-Type": "application/x-recordio-protobuf"}, b"\x01\x02\x03\x04\x05\x06\x07\x08", 400, "RecordIO"),
+        ({"Content-Type": "application/json", "Accept": "image/png"}, b'{"instances": []}', 406, "Accept"),
+    ]
+    for headers, body, status, fragment in cases:
+        r = http.post("/invocations", content=body, headers=headers)
+        assert r.status_code == status, (headers, r.text)
+        assert fragment in r.text
+        good_request_works(http, single_answers)
+
+
+def test_body_over_6_mb_is_413_then_good_request(http, single_answers):
+    body = json.dumps({"instances": [{"data": "w1 " * (6 * 1024 * 1024 // 3 + 100)}]}).encode()
+    r = http.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "6 MB" in r.text
+    good_request_works(http, single_answers)
+
+
+def test_32_concurrent_clients_get_their_own_answers(server, single_answers):
+    picks = [SENTENCES[i % len(SENTENCES)] for i in range(32)]
+
+    def one(s):
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            return post_json(c, {"instances": [{"data": s}]})
+
+    with ThreadPoolExecutor(32) as pool:
+        responses = list(pool.map(one, picks))
+    for s, r in zip(picks, responses):
+        assert r.status_code == 200, r.text
+        assert r.json() == {"predictions": [{"target": single_answers[s]}]}
+
+
+def test_sigterm_finishes_requests_in_flight(model_dir):
+    srv = Server(model_dir, env_extra={"S2S_MAX_BATCH_SIZE": "8"}, log_level="debug")
+    try:
+        srv.wait_ready()
+        n_requests, per_request = 4, 40
+        doc = {"instances": [{"data": SENTENCES[i % len(SENTENCES)]} for i in range(per_request)]}
+        with ThreadPoolExecutor(n_requests) as pool:
+            futures = [pool.submit(lambda: httpx.post(srv.url + "/invocations", content=json.dumps(doc).encode(),
+                                                      headers={"Content-Type": "application/json"}, timeout=60))
+                       for _ in range(n_requests)]
+            end = time.monotonic() + 60
+            while srv.log().count(f"{per_request} sentences, answer as") < n_requests:
+                assert time.monotonic() < end, srv.log()
+                time.sleep(0.01)
+            srv.proc.send_signal(signal.SIGTERM)  # all four are queued or decoding now
+            responses = [f.result() for f in futures]
+        assert srv.proc.wait(60) == 0
+    finally:
+        srv.stop()
+    for r in responses:
+        assert r.status_code == 200
+        assert len(r.json()["predictions"]) == per_request
+    assert "server stopped" in srv.log()
+
+
+def test_missing_model_dir_exits_2(tmp_path):
+    exe = Path(sys.executable).with_name("s2s-serve")
+    proc = subprocess.run([str(exe), "--model-dir", str(tmp_path / "nope")], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr
+
+
+def test_broken_model_dir_exits_1(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"not a model")
+    proc = subprocess.run([sys.executable, "-m", "s2s_algorithm.serve", "--model-dir", str(tmp_path),
+                           "--port", str(_free_port()), "--host", "127.0.0.1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "failed to load" in proc.stderr
