@@ -110,22 +110,30 @@ def run_train(root: Path, timeout: float = 300, extra_env: dict[str, str] | None
 _CACHE: dict[str, Path] = {}
 
 
-def train_tiny_model(tmp_path: Path, hyperparameters: dict[str, str] | None = None) -> Path:
-    """A trained model directory (reversal task) at ``tmp_path/model``; trained once per session."""
+def tiny_training_root(hyperparameters: dict[str, str] | None = None) -> Path:
+    """The ``/opt/ml`` root of the session's tiny training run (its stdout is in ``stdout.txt``).
+
+    Treat it as read-only: other tests share it.
+    """
     hp = dict(TINY_HYPERPARAMETERS if hyperparameters is None else hyperparameters)
     key = json.dumps(hp, sort_keys=True)
-    cached = _CACHE.get(key)
-    if cached is None or not (cached / "model.pt").is_file():
+    root = _CACHE.get(key)
+    if root is None or not (root / "model" / "model.pt").is_file():
         root = Path(tempfile.mkdtemp(prefix="s2s-tiny-"))
         write_ml_tree(root, hp)
         proc = run_train(root)
+        (root / "stdout.txt").write_text(proc.stdout)
         if proc.returncode != 0:
             failure = root / "output" / "failure"
             raise RuntimeError(f"s2s-train failed ({proc.returncode}): "
                                f"{failure.read_text() if failure.is_file() else ''}\n{proc.stdout[-3000:]}\n"
                                f"{proc.stderr[-3000:]}")
-        cached = root / "model"
-        _CACHE[key] = cached
+        _CACHE[key] = root
+    return root
+
+
+def train_tiny_model(tmp_path: Path, hyperparameters: dict[str, str] | None = None) -> Path:
+    """A trained model directory (reversal task) at ``tmp_path/model``; trained once per session."""
     dest = Path(tmp_path) / "model"
-    shutil.copytree(cached, dest, dirs_exist_ok=True)
+    shutil.copytree(tiny_training_root(hyperparameters) / "model", dest, dirs_exist_ok=True)
     return dest

@@ -93,7 +93,7 @@ def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths:
         finished = finished | (nxt == EOS_ID)
         if bool(finished.all()):
             break
-        prev = nxt
+        prev = nxt.masked_fill(finished, PAD_ID)
     return torch.stack(tokens, 1), (torch.stack(weights, 1) if attention else None)
 
 

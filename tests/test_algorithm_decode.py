@@ -1,0 +1,133 @@
+"""Batched greedy and beam search: beam 1 is greedy, batching changes nothing, bounds hold."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from s2s_algorithm import decode  # noqa: E402
+from s2s_algorithm.config import ModelConfig  # noqa: E402
+from s2s_algorithm.model import Seq2Seq  # noqa: E402
+
+torch.set_num_threads(1)
+
+ARCHS = {
+    "rnn": {},
+    "rnn-deep-gru": {"rnn_cell_type": "gru", "num_layers_encoder": 2, "num_layers_decoder": 2},
+    "cnn": {"encoder_type": "cnn", "decoder_type": "cnn"},
+}
+
+
+def _model(arch: str, seed: int = 0) -> Seq2Seq:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(src_vocab_size=25, trg_vocab_size=30, num_embed_source=12, num_embed_target=12,
+                      rnn_num_hidden=16, cnn_num_hidden=12, max_seq_len_source=12, max_seq_len_target=12,
+                      weight_init_scale=6.0, **ARCHS[arch])
+    return Seq2Seq(cfg).eval()
+
+
+def _sources(n: int = 7, seed: int = 5) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    lengths = [0, 1, 4, 9, 3, 6, 2, 11, 5][:n]
+    return [torch.randint(4, 25, (k,), generator=g).tolist() for k in lengths]
+
+
+def _padded(sources):
+    lengths = torch.tensor([len(s) + 1 for s in sources])
+    src = torch.zeros(len(sources), int(lengths.max()), dtype=torch.long)
+    for r, s in enumerate(sources):
+        src[r, :len(s) + 1] = torch.tensor(s + [decode.EOS_ID])
+    return src, lengths
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_beam_one_equals_greedy(arch):
+    model = _model(arch)
+    src, lengths = _padded(_sources())
+    bound = decode.output_length_bound(lengths - 1, 12)
+    g_tokens, g_att = decode.greedy_search(model, src, lengths, bound, attention=True)
+    b_tokens, b_att = decode.beam_search(model, src, lengths, bound, 1, attention=True)
+    assert torch.equal(g_tokens, b_tokens)
+    torch.testing.assert_close(g_att, b_att)
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_batched_equals_one_by_one(arch, beam):
+    model = _model(arch)
+    sources = _sources()
+    batched = decode.translate_ids(model, sources, beam_size=beam, max_seq_len_target=12, attention=True,
+                                   batch_size=4)
+    for s, hyp in zip(sources, batched):
+        alone = decode.translate_ids(model, [s], beam_size=beam, max_seq_len_target=12, attention=True)[0]
+        assert alone.ids == hyp.ids
+        assert hyp.attention.shape == (len(hyp.ids), len(s))
+        if hyp.attention.size:
+            assert abs(alone.attention - hyp.attention).max() < 1e-4
+
+
+def test_outputs_respect_the_length_bounds_and_never_emit_specials():
+    model = _model("rnn", seed=3)
+    sources = _sources()
+    for beam in (1, 3):
+        for s, hyp in zip(sources, decode.translate_ids(model, sources, beam_size=beam, max_seq_len_target=7)):
+            assert len(hyp.ids) <= min(7, 2 * len(s) + 10)
+            assert not set(hyp.ids) & {decode.PAD_ID, decode.BOS_ID, decode.EOS_ID}
+
+
+class _TableModel:
+    """A fake model whose next-token distribution depends on the previous token only.
+
+    From <s>: A 0.6, B 0.4. After A: D 0.3 and three tokens below; after B: C 0.9;
+    after C: </s> 1.0. Greedy takes A D </s> (0.18); beam search finds B C </s> (0.36).
+    """
+
+    A, B, C, D, E = 4, 5, 6, 7, 8
+    V = 9
+
+    def __init__(self):
+        table = torch.zeros(self.V, self.V)
+        table[decode.BOS_ID, self.A], table[decode.BOS_ID, self.B] = 0.6, 0.4
+        for t, p in ((self.D, 0.3), (self.E, 0.25), (self.C, 0.24), (decode.EOS_ID, 0.21)):
+            table[self.A, t] = p
+        table[self.B, self.C], table[self.B, decode.EOS_ID] = 0.9, 0.1
+        table[self.C, decode.EOS_ID] = 1.0
+        for t in (self.D, self.E):
+            table[t, decode.EOS_ID] = 1.0
+        table[decode.PAD_ID, decode.EOS_ID] = 1.0
+        self.logits = table.log()
+
+    def encode(self, src, lengths):
+        from s2s_algorithm.encoder import EncoderOutput
+        mem = torch.zeros(src.shape[0], src.shape[1], 1)
+        return EncoderOutput(mem, mem, src != 0, lengths, mem[:, 0])
+
+    def init_state(self, enc):
+        return torch.zeros(enc.memory.shape[0], 1)
+
+    def reorder_state(self, state, index):
+        return state.index_select(0, index)
+
+    def step(self, prev, state, enc):
+        return self.logits[prev], state, torch.ones(prev.shape[0], enc.memory.shape[1])
+
+
+def test_beam_search_beats_greedy_where_greedy_is_myopic():
+    model = _TableModel()
+    src, lengths = _padded([[4, 5]])
+    bound = decode.output_length_bound(lengths - 1, 10)
+    greedy, _ = decode.greedy_search(model, src, lengths, bound)
+    beam, _ = decode.beam_search(model, src, lengths, bound, 2, length_penalty_alpha=0.0)
+    assert greedy[0, :3].tolist() == [model.A, model.D, decode.EOS_ID]
+    assert beam[0, :3].tolist() == [model.B, model.C, decode.EOS_ID]
+    one, _ = decode.beam_search(model, src, lengths, bound, 1, length_penalty_alpha=0.0)
+    assert torch.equal(one, greedy)
+
+
+def test_length_penalty_changes_preference_for_length():
+    model = _model("rnn", seed=2)
+    sources = _sources(9)
+    short = decode.translate_ids(model, sources, beam_size=5, max_seq_len_target=12, length_penalty_alpha=0.0)
+    long_ = decode.translate_ids(model, sources, beam_size=5, max_seq_len_target=12, length_penalty_alpha=2.0,
+                                 length_penalty_beta=5.0)
+    assert sum(len(h.ids) for h in long_) >= sum(len(h.ids) for h in short)
