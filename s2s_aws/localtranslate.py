@@ -1,0 +1,111 @@
+"""Translate with a trained model on this machine, without a server or an AWS account.
+
+Behind ``s2s-aws translate --model-dir DIR [--attention-plot out.png]``. torch and the algorithm
+package are imported only when a function here runs (``import s2s_aws`` stays light).
+
+Example::
+
+    from s2s_aws.localtranslate import translate_local
+    for r in translate_local(["how are you ?"], "prep/model", attention_plot="attention.png"):
+        print(r["target"], r.get("attention_plot"))
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["translate_local", "open_model_dir"]
+
+
+@contextlib.contextmanager
+def open_model_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a model directory for ``path``: the folder itself, or a ``model.tar.gz`` extracted to a
+    temporary folder (removed afterwards). Raises :class:`InputError` when it is neither."""
+    p = Path(path)
+    if p.is_dir():
+        yield p
+        return
+    if not p.exists():
+        raise InputError(f"model {p} does not exist; pass the model directory written by s2s-train "
+                         "or the model.tar.gz a training job produced")
+    if not tarfile.is_tarfile(p):
+        raise InputError(f"model {p} is neither a directory nor a tar archive; pass the model directory "
+                         "or model.tar.gz")
+    with tempfile.TemporaryDirectory(prefix="s2s-model-") as tmp:
+        try:
+            with tarfile.open(p) as tar:
+                tar.extractall(tmp, filter="data")  # refuses absolute paths, links out of tmp, devices
+        except (tarfile.TarError, OSError) as e:
+            raise InputError(f"cannot extract model archive {p}: {e}; re-download the model.tar.gz") from None
+        root = Path(tmp)
+        if not (root / "model.pt").exists():
+            # tolerate an archive that wraps the files in one folder
+            subdirs = [d for d in root.iterdir() if d.is_dir()]
+            if len(subdirs) == 1 and (subdirs[0] / "model.pt").exists():
+                root = subdirs[0]
+        yield root
+
+
+def _plot_path(base: Path, index: int, count: int) -> Path:
+    if count == 1:
+        return base
+    return base.with_name(f"{base.stem}-{index + 1}{base.suffix or '.png'}")
+
+
+def translate_local(sentences: Iterable[str], model_dir: str | os.PathLike[str], *,
+                    beam_size: int | None = None, attention_plot: str | os.PathLike[str] | None = None,
+                    json_output: bool = False) -> list[dict[str, Any]]:
+    """Translate tokenized ``sentences`` with the model in ``model_dir`` (folder or ``model.tar.gz``).
+
+    Returns one dict per sentence, in order: ``{"source": ..., "target": ...}``; with
+    ``json_output=True`` also ``tokens``, ``source_tokens`` and the attention ``matrix`` (rows:
+    target tokens, columns: source tokens). With ``attention_plot`` a heat map is written per
+    sentence (``out.png`` for one sentence, ``out-1.png``, ``out-2.png``, ... for several) and its
+    path is under ``"attention_plot"``; a sentence with an empty translation gets no plot.
+    ``beam_size=None`` uses the model's ``beam_size``; 1 is greedy. Prints nothing.
+    """
+    sentences = [str(s) for s in sentences]
+    if beam_size is not None and int(beam_size) < 1:
+        raise InputError(f"beam size must be an integer >= 1, got {beam_size}")
+    want_attention = attention_plot is not None or json_output
+    with open_model_dir(model_dir) as mdir:
+        from s2s_algorithm.translator import load_translator
+
+        translator = load_translator(mdir)
+        # empty sentences need no model call: their translation is empty
+        todo = [i for i, s in enumerate(sentences) if s.split()]
+        outs = translator.translate([sentences[i] for i in todo], beam_size=beam_size,
+                                    attention=want_attention) if todo else []
+    by_index = dict(zip(todo, outs))
+    results: list[dict[str, Any]] = []
+    for i, sentence in enumerate(sentences):
+        out = by_index.get(i)
+        result: dict[str, Any] = {"source": sentence, "target": out.target if out else ""}
+        if json_output:
+            result["tokens"] = list(out.tokens) if out else []
+            result["source_tokens"] = list(out.source_tokens) if out else sentence.split()
+            result["matrix"] = out.matrix if out and out.matrix is not None else []
+        if attention_plot is not None and out is not None and out.tokens:
+            from .plot import save_attention_heatmap
+
+            path = _plot_path(Path(attention_plot), i, len(sentences))
+            save_attention_heatmap(out.source_tokens, out.tokens, out.matrix, path,
+                                   title=f"attention: {_short(sentence)}")
+            result["attention_plot"] = str(path)
+        elif attention_plot is not None:
+            logger.warning("sentence %d has an empty translation; no attention plot written", i + 1)
+        results.append(result)
+    return results
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
