@@ -1,0 +1,137 @@
+"""Settings of the CDK app, read from ``cdk.json`` context (override with ``cdk synth -c key=value``)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from constructs import Node
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"cdk context {name}={value!r} is not a boolean; use true or false")
+
+
+@dataclass(frozen=True)
+class InfraConfig:
+    """Every setting the stacks read. Field names are the context keys."""
+
+    env_name: str = "dev"
+    account: str = ""
+    region: str = "us-east-1"
+    image_source: str = "asset"          # asset: build containers/seq2seq/Dockerfile; ecr: use image_tag
+    image_tag: str = "latest"
+    ecr_keep_images: int = 10
+    schedule: str = "rate(7 days)"       # EventBridge rate()/cron(); empty disables the schedule
+    raw_trigger_suffix: str = ""         # e.g. "_READY": start only when a marker object lands
+    min_bleu: float = 10.0
+    destroy_data: bool = False
+    artifact_ia_days: int = 30
+    artifact_expire_days: int = 365
+    noncurrent_expire_days: int = 30
+    access_log_expire_days: int = 90
+    log_retention_days: int = 30
+    source_lang: str = "en"
+    target_lang: str = "ja"
+    use_spot: bool = False
+    processing_instance_type: str = "ml.m5.xlarge"
+    training_instance_type: str = "ml.g5.xlarge"
+    endpoint_instance_type: str = "ml.g5.xlarge"
+    cache_expire_after: str = "P30D"
+    nag: bool = True
+    docker_directory: str = ""           # build context; default: the repository root
+    dockerfile: str = "containers/seq2seq/Dockerfile"
+
+    @classmethod
+    def from_node(cls, node: Node) -> "InfraConfig":
+        """Read every field from the construct tree's context; missing keys keep their defaults."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = node.try_get_context(f.name)
+            if raw is None:
+                continue
+            if f.type == "bool":
+                values[f.name] = _as_bool(f.name, raw)
+            elif f.type == "int":
+                values[f.name] = int(raw)
+            elif f.type == "float":
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = str(raw)
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ValueError (with the key to fix) for settings the stacks cannot use."""
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", self.env_name):
+            raise ValueError(f"cdk context env_name={self.env_name!r}: use 1-16 lower-case letters, "
+                             "digits or dashes, starting with a letter")
+        if self.image_source not in ("asset", "ecr"):
+            raise ValueError(f"cdk context image_source={self.image_source!r}: use asset or ecr")
+        if self.schedule and not re.fullmatch(r"(rate|cron)\(.+\)", self.schedule):
+            raise ValueError(f"cdk context schedule={self.schedule!r}: use rate(...) or cron(...), "
+                             "or an empty string to disable the schedule")
+        if self.artifact_expire_days <= self.artifact_ia_days:
+            raise ValueError("cdk context artifact_expire_days must be greater than artifact_ia_days")
+        if self.artifact_ia_days < 30:
+            raise ValueError("cdk context artifact_ia_days must be >= 30 (S3 minimum for STANDARD_IA)")
+        for name in ("ecr_keep_images", "noncurrent_expire_days", "access_log_expire_days"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"cdk context {name} must be >= 1")
+
+    # ---- derived names (fixed so stacks can scope IAM without cross-stack cycles)
+    @property
+    def prefix(self) -> str:
+        return f"s2s-{self.env_name}"
+
+    @property
+    def pipeline_name(self) -> str:
+        return f"{self.prefix}-pipeline"
+
+    @property
+    def deploy_function_name(self) -> str:
+        return f"{self.prefix}-register-deploy"
+
+    @property
+    def model_package_group(self) -> str:
+        return f"{self.prefix}-models"
+
+    @property
+    def endpoint_prefix(self) -> str:
+        return f"{self.prefix}-"
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"{self.prefix}-endpoint"
+
+    @property
+    def data_bucket_name(self) -> str:
+        """Fixed name (account and region make it unique) so roles can be scoped without imports."""
+        from aws_cdk import Aws
+
+        return f"{self.prefix}-data-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+    @property
+    def artifacts_bucket_name(self) -> str:
+        from aws_cdk import Aws
+
+        return f"{self.prefix}-artifacts-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+    @property
+    def artifacts_prefix(self) -> str:
+        return "pipeline"
+
+    @property
+    def raw_prefix(self) -> str:
+        return "raw/"
