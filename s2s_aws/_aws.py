@@ -142,8 +142,8 @@ def console_url(region: str, kind: str, name: str) -> str:
 
 
 def _cw_escape(text: str) -> str:
-    # the CloudWatch console escapes path parts as $25XX for %XX
-    return quote(quote(text, safe=""), safe="").replace("%", "$25")
+    # the CloudWatch console writes a percent-escaped path part with "$25" for "%": / -> $252F
+    return quote(text, safe="").replace("%", "$25")
 
 
 def log_url(region: str, group: str, stream_prefix: str | None = None) -> str:

@@ -231,14 +231,14 @@ class Endpoint:
         if status != "InService":
             reason = desc.get("FailureReason")
             raise EndpointFailed(f"endpoint {self.name} is {status}: {reason or 'no reason given'}. "
-                                 f"Logs: {self.log_url} . Fix the model or config and deploy again "
+                                 f"Logs: log group /aws/sagemaker/Endpoints/{self.name} ({self.log_url}). Fix the model or config and deploy again "
                                  f"(`s2s-aws deploy --endpoint-name {self.name}` replaces it)",
                                  endpoint_name=self.name, status=status, reason=reason)
         if expect_config and desc.get("EndpointConfigName") != expect_config:
             reason = desc.get("FailureReason") or "the new config did not take over"
             raise EndpointFailed(f"update of endpoint {self.name} was rolled back to "
                                  f"{desc.get('EndpointConfigName')}: {reason}. Check the rollback alarms and "
-                                 f"the new model's logs ({self.log_url})",
+                                 f"the new model's logs (log group /aws/sagemaker/Endpoints/{self.name})",
                                  endpoint_name=self.name, status="RolledBack", reason=reason)
         return desc
 
