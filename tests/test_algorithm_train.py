@@ -116,6 +116,18 @@ def test_restart_resumes_from_the_saved_step_and_matches_an_uninterrupted_run(tm
         torch.testing.assert_close(resumed["model"][name], value, rtol=1e-5, atol=1e-6)
 
 
+def test_data_parallel_over_two_cpu_processes(tmp_path):
+    # the DistributedDataParallel path (gloo), as on a multi-GPU host, forced on the CPU
+    root = write_ml_tree(tmp_path, {**QUICK, "max_num_batches": "12", "checkpoint_frequency_num_batches": "6"})
+    proc = run_train(root, extra_env={"S2S_PROCESSES_PER_HOST": "2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es) per host" in proc.stdout
+    assert "rank 0 of 2" in proc.stdout and "rank 1 of 2" in proc.stdout
+    state = torch.load(root / "checkpoints" / "training_state.pt", weights_only=False)
+    assert state["state"]["step"] == 12
+    assert (root / "model" / "model.pt").is_file()
+
+
 # -- failures ----------------------------------------------------------------------------------------
 def _fails(root: Path, *expected: str) -> str:
     proc = run_train(root, timeout=120)

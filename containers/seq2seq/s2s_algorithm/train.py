@@ -380,7 +380,7 @@ def _worker(local_rank: int, plan: distributed.WorldPlan, root: str, hp_strings:
 
     paths = MLPaths(root)
     hp = Hyperparameters.from_strings(hp_strings)
-    if local_rank > 0:
+    if plan.procs_per_host > 1:   # a spawned process starts with logging unconfigured
         _configure_logging()
     try:
         rank, device = distributed.init_process(plan, local_rank)
