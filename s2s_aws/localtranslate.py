@@ -55,23 +55,18 @@ def open_model_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield root
 
 
-def _plot_path(base: Path, index: int, count: int) -> Path:
-    if count == 1:
-        return base
-    return base.with_name(f"{base.stem}-{index + 1}{base.suffix or '.png'}")
-
-
 def translate_local(sentences: Iterable[str], model_dir: str | os.PathLike[str], *,
                     beam_size: int | None = None, attention_plot: str | os.PathLike[str] | None = None,
                     json_output: bool = False) -> list[dict[str, Any]]:
     """Translate tokenized ``sentences`` with the model in ``model_dir`` (folder or ``model.tar.gz``).
 
-    Returns one dict per sentence, in order: ``{"source": ..., "target": ...}``; with
-    ``json_output=True`` also ``tokens``, ``source_tokens`` and the attention ``matrix`` (rows:
-    target tokens, columns: source tokens). With ``attention_plot`` a heat map is written per
-    sentence (``out.png`` for one sentence, ``out-1.png``, ``out-2.png``, ... for several) and its
-    path is under ``"attention_plot"``; a sentence with an empty translation gets no plot.
-    ``beam_size=None`` uses the model's ``beam_size``; 1 is greedy. Prints nothing.
+    Returns one dict per sentence, in order: ``{"source": ..., "target": ...}``. With
+    ``json_output=True`` or ``attention_plot`` the attention ``matrix`` is added (rows: target
+    tokens, columns: source tokens); with ``json_output=True`` also ``tokens`` and
+    ``source_tokens``. With ``attention_plot`` the heat map of the *first* sentence is written to
+    that path (its dict gets ``"attention_plot"``); :class:`InputError` when that sentence's
+    translation is empty. ``beam_size=None`` uses the model's ``beam_size``; 1 is greedy.
+    Prints nothing.
     """
     sentences = [str(s) for s in sentences]
     if beam_size is not None and int(beam_size) < 1:
@@ -93,17 +88,19 @@ def translate_local(sentences: Iterable[str], model_dir: str | os.PathLike[str],
         if json_output:
             result["tokens"] = list(out.tokens) if out else []
             result["source_tokens"] = list(out.source_tokens) if out else sentence.split()
+        if want_attention:
             result["matrix"] = out.matrix if out and out.matrix is not None else []
-        if attention_plot is not None and out is not None and out.tokens:
-            from .plot import save_attention_heatmap
-
-            path = _plot_path(Path(attention_plot), i, len(sentences))
-            save_attention_heatmap(out.source_tokens, out.tokens, out.matrix, path,
-                                   title=f"attention: {_short(sentence)}")
-            result["attention_plot"] = str(path)
-        elif attention_plot is not None:
-            logger.warning("sentence %d has an empty translation; no attention plot written", i + 1)
         results.append(result)
+    if attention_plot is not None and sentences:
+        first = by_index.get(0)
+        if first is None or not first.tokens:
+            raise InputError("the first sentence has an empty translation (or is empty): there is no attention "
+                             "to plot; put a non-empty sentence first or drop --attention-plot")
+        from .plot import save_attention_heatmap
+
+        path = save_attention_heatmap(first.source_tokens, first.tokens, first.matrix, attention_plot,
+                                      title=f"attention: {_short(sentences[0])}")
+        results[0]["attention_plot"] = str(path)
     return results
 
 

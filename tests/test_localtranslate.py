@@ -45,16 +45,21 @@ def test_json_output_has_tokens_and_matrix(model_dir):
     json.dumps(r)  # plain JSON types only
 
 
-def test_attention_plot_one_and_several(model_dir, tmp_path):
+def test_attention_plot_of_the_first_sentence(model_dir, tmp_path):
     (r,) = translate_local(["w1 w2 w3"], model_dir, attention_plot=tmp_path / "att.png")
     assert r["attention_plot"] == str(tmp_path / "att.png")
     assert (tmp_path / "att.png").read_bytes().startswith(PNG_MAGIC)
+    assert len(r["matrix"]) == len(r["target"].split())
 
     results = translate_local(["w1 w2", "w3 w4 w5"], model_dir, attention_plot=tmp_path / "many.png")
-    paths = [Path(r["attention_plot"]) for r in results]
-    assert [p.name for p in paths] == ["many-1.png", "many-2.png"]
-    assert all(p.read_bytes().startswith(PNG_MAGIC) for p in paths)
-    assert "matrix" not in results[0]  # only with json_output
+    assert results[0]["attention_plot"] == str(tmp_path / "many.png") and "attention_plot" not in results[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["att.png", "many.png"]
+    assert all(len(r["matrix"][0]) == len(r["source"].split()) for r in results)
+    assert "tokens" not in results[0]  # only with json_output
+
+    with pytest.raises(InputError, match="empty translation"):
+        translate_local(["", "w1"], model_dir, attention_plot=tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_model_tar_gz(model_dir, tmp_path):
