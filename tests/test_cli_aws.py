@@ -154,16 +154,20 @@ def test_translate_attention_plot_from_endpoint(env, monkeypatch, capsys, tmp_pa
 def test_translate_with_model_dir_calls_local_decoder(env, monkeypatch, capsys, tmp_path) -> None:
     calls = []
 
-    def translate_local(sentences, model_dir, beam_size=None, attention_plot=None):
-        calls.append((sentences, model_dir, beam_size, attention_plot))
-        return [types.SimpleNamespace(target=s.upper(), matrix=None) for s in sentences]
+    def translate_local(sentences, model_dir, *, beam_size=None, attention_plot=None, json_output=False):
+        calls.append((sentences, model_dir, beam_size, attention_plot, json_output))
+        return [{"source": s, "target": s.upper(), **({"matrix": [[1.0]]} if json_output else {})}
+                for s in sentences]
 
     fake = types.ModuleType("s2s_aws.localtranslate")
     fake.translate_local = translate_local
     monkeypatch.setitem(sys.modules, "s2s_aws.localtranslate", fake)
     rc, out = run_json(capsys, "translate", "--model-dir", str(tmp_path), "--beam-size", "3", "hello there")
     assert rc == 0 and out["translations"] == [{"source": "hello there", "target": "HELLO THERE"}]
-    assert calls == [(["hello there"], str(tmp_path), 3, None)]
+    assert calls == [(["hello there"], str(tmp_path), 3, None, False)]
+    rc, out = run_json(capsys, "translate", "--model-dir", str(tmp_path), "--attention", "hi")
+    assert rc == 0 and out["translations"] == [{"source": "hi", "target": "HI", "matrix": [[1.0]]}]
+    assert calls[-1] == (["hi"], str(tmp_path), None, None, True)
 
 
 def test_translate_needs_exactly_one_target(env, capsys) -> None:

@@ -213,3 +213,35 @@ def test_unknown_endpoint_is_an_input_error(sess) -> None:
 def test_channels_from_prefix_are_the_upload_layout() -> None:
     assert Channels.from_prefix("b", "/a/b/").as_dict() == {
         "train": "s3://b/a/b/train/", "validation": "s3://b/a/b/validation/", "vocab": "s3://b/a/b/vocab/"}
+
+
+class FailedEndpointClient(UpdatingClient):
+    """Reports the named endpoint as Failed until it is deleted."""
+
+    def __init__(self, real: Any, failed: str):
+        super().__init__(real)
+        self.failed = failed
+        self.deleted: list[str] = []
+
+    def describe_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        desc = super().describe_endpoint(**kwargs)
+        if kwargs["EndpointName"] == self.failed:
+            desc["EndpointStatus"] = "Failed"
+            desc["FailureReason"] = "health check"
+        return desc
+
+    def delete_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        self.deleted.append(kwargs["EndpointName"])
+        self.failed = ""
+        return self._real.delete_endpoint(**kwargs)
+
+
+def test_deploy_replaces_a_failed_endpoint_of_the_same_name(sess) -> None:
+    sess.deploy(MODEL_DATA, endpoint_name="ep")
+    fake = FailedEndpointClient(sess.sagemaker, failed="ep")
+    sess._clients["sagemaker"] = fake
+    endpoint = sess.deploy(MODEL_DATA, endpoint_name="ep")
+    assert fake.deleted == ["ep"] and fake.updates == []
+    assert endpoint.status == "InService"
+    endpoints, configs, models = _names(sess)
+    assert endpoints == ["ep"] and len(configs) == 1 and len(models) == 1  # the failed one's were removed

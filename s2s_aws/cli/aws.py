@@ -268,8 +268,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.model_dir:
         from ..localtranslate import translate_local
 
+        extra = {"json_output": True} if args.attention else {}  # json_output adds the matrices
         results = translate_local(sentences, args.model_dir, beam_size=args.beam_size,
-                                  attention_plot=args.attention_plot)
+                                  attention_plot=args.attention_plot, **extra)
     else:
         if args.beam_size is not None:
             logger.warning("--beam-size applies to --model-dir only; the endpoint uses its trained beam_size")
