@@ -63,7 +63,6 @@ class Server:
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         end = time.monotonic() + timeout
-        saw_503 = False
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 pytest.fail(f"s2s-serve exited with {self.proc.returncode}:\n{self.log()}")
@@ -71,7 +70,6 @@ class Server:
                 r = httpx.get(self.url + "/ping", timeout=5)
                 if r.status_code == 200:
                     return
-                saw_503 = saw_503 or r.status_code == 503
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
