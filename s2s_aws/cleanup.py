@@ -124,6 +124,8 @@ def find_resources(session: Any, *, run_id: str | None = None, older_than: Any =
             created = _as_utc(item.get("CreationTime"))
             if cutoff is not None and created is not None and created > cutoff:
                 continue
+            if status_key and item.get(status_key) == "Deleting":
+                continue  # already on its way out
             tag = _run_tag(sm, item[arn_key])
             if tag is None or (run_id is not None and tag != run_id):
                 continue

@@ -441,7 +441,7 @@ def _delete_quietly(fn: Any, **kwargs: Any) -> bool:
         fn(**kwargs)
         return True
     except Exception as e:
-        if is_not_found(e):
+        if is_not_found(e) or "being deleted" in str(e).lower():
             return False
         raise aws_error(f"deleting {next(iter(kwargs.values()))}", e) from e
 

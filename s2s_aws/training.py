@@ -15,6 +15,7 @@ reviewed and tested without AWS.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from dataclasses import dataclass
@@ -172,8 +173,8 @@ def start_training(session: Any, channels: Any = None, hyperparameters: Mapping[
         config = TrainingConfig(**config_kwargs)
     elif config_kwargs:
         raise InputError("pass either config= or TrainingConfig fields as keywords, not both")
-    if builtin:
-        config.metric_definitions = False
+    if builtin:  # the built-in image publishes its own metrics
+        config = dataclasses.replace(config, metric_definitions=False)
     config.validate()
     if channels is None:
         channels = session.channels()

@@ -144,3 +144,22 @@ def test_parse_age() -> None:
     assert parse_age("90m") == dt.timedelta(minutes=90)
     assert parse_age(30) == dt.timedelta(seconds=30)
     assert parse_age("2w") == dt.timedelta(weeks=2)
+
+
+def test_deleting_something_already_on_its_way_out_is_not_an_error() -> None:
+    from botocore.exceptions import ClientError
+
+    from s2s_aws.errors import AWSOperationError
+    from s2s_aws.hosting import _delete_quietly
+
+    def being_deleted(**_):
+        raise ClientError({"Error": {"Code": "ValidationException",
+                                     "Message": 'Cannot delete endpoint "x": it is already being deleted.'}},
+                          "DeleteEndpoint")
+
+    def denied(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DeleteEndpoint")
+
+    assert _delete_quietly(being_deleted, EndpointName="x") is False
+    with pytest.raises(AWSOperationError, match="credentials/role"):
+        _delete_quietly(denied, EndpointName="x")
