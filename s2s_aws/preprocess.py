@@ -36,7 +36,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, Optional
 
 from .errors import FormatError, InputError
 from .formats import vocab as vocab_mod
@@ -66,7 +66,9 @@ EXTRA_WHITESPACE = ("\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u200
 _ASCII_EXTRA = bytes.maketrans(b"\x1c\x1d\x1e\x1f", b"    ")
 _MULTIBYTE_WS = [c.encode("utf-8") for c in EXTRA_WHITESPACE if ord(c) >= 0x80]
 _MULTIBYTE_WS_RE = re.compile(b"|".join(re.escape(b) for b in _MULTIBYTE_WS))
-_MULTIBYTE_LEADS = sorted({b[:2] for b in _MULTIBYTE_WS})
+# cheap substring checks that find every multi-byte whitespace (U+2000..U+200A, U+2028, U+2029, U+202F
+# share the prefix E2 80); the regex runs only on chunks where one of them occurs
+_MULTIBYTE_PROBES = sorted({b if not b.startswith(b"\xe2\x80") else b"\xe2\x80" for b in _MULTIBYTE_WS})
 
 
 def normalize_chunk(chunk: bytes) -> bytes:
@@ -83,7 +85,7 @@ def normalize_chunk(chunk: bytes) -> bytes:
         chunk.decode("utf-8")
     except UnicodeDecodeError:
         chunk = chunk.decode("utf-8", "replace").encode("utf-8")
-    if any(lead in chunk for lead in _MULTIBYTE_LEADS):
+    if any(probe in chunk for probe in _MULTIBYTE_PROBES):
         chunk = _MULTIBYTE_WS_RE.sub(b" ", chunk)
     return chunk
 
@@ -165,17 +167,31 @@ class _LineTaker:
 # --------------------------------------------------------------------------------------------------
 # worker functions (run in worker processes, or inline with workers=1)
 
-_WORKER_VOCABS: dict[str, dict[bytes, int]] = {}
+#: per-process state: token counts of the chunks this worker scanned, the bytes-keyed vocabularies,
+#: and the barrier that makes a broadcast task run exactly once on every worker
+_STATE: dict[str, Any] = {}
 
 
-def _init_encode_worker(src_vocab: dict[bytes, int], trg_vocab: dict[bytes, int]) -> None:
-    _WORKER_VOCABS["source"] = src_vocab
-    _WORKER_VOCABS["target"] = trg_vocab
+def _init_worker(barrier: Any) -> None:
+    _STATE.clear()
+    _STATE["barrier"] = barrier
 
 
-def _count_chunk(chunk: bytes) -> tuple[collections.Counter, int]:
-    chunk = normalize_chunk(chunk)
-    return collections.Counter(chunk.split()), chunk.count(b"\n")
+def _after_broadcast() -> None:
+    barrier = _STATE.get("barrier")
+    if barrier is not None:  # hold this worker until every worker has taken its copy of the task
+        barrier.wait(timeout=600)
+
+
+def _set_vocabs(src_vocab: dict[bytes, int], trg_vocab: dict[bytes, int]) -> None:
+    _STATE["vocabs"] = (src_vocab, trg_vocab)
+    _after_broadcast()
+
+
+def _flush_counts() -> tuple[collections.Counter, collections.Counter]:
+    counts = _STATE.pop("counts", None) or (collections.Counter(), collections.Counter())
+    _after_broadcast()
+    return counts
 
 
 _WS_TABLE = None
@@ -199,6 +215,15 @@ def _tokens_per_line(chunk: bytes) -> "np.ndarray":
     return np.bincount(line_of_token, minlength=len(newlines))
 
 
+def _count_pair(src_chunk: bytes, trg_chunk: bytes, count: tuple[bool, bool]) -> int:
+    """Pass 1: count the tokens of aligned chunks into this worker's counters; return the line count."""
+    counts = _STATE.setdefault("counts", (collections.Counter(), collections.Counter()))
+    for side, chunk in enumerate((src_chunk, trg_chunk)):
+        if count[side]:
+            counts[side].update(normalize_chunk(chunk).split())
+    return src_chunk.count(b"\n")
+
+
 def _ids(chunk: bytes, table: dict[bytes, int]) -> "np.ndarray":
     import numpy as np
 
@@ -208,15 +233,20 @@ def _ids(chunk: bytes, table: dict[bytes, int]) -> "np.ndarray":
 
 
 def _encode_chunk(src_chunk: bytes, trg_chunk: bytes) -> tuple[bytes, dict[str, int]]:
-    """Encode aligned chunks of source and target lines; return RecordIO bytes and counters."""
+    """One pass with known vocabularies: encode aligned chunks of source and target lines."""
+    src_chunk, trg_chunk = normalize_chunk(src_chunk), normalize_chunk(trg_chunk)
+    src_vocab, trg_vocab = _STATE["vocabs"]
+    return _encode_ids(_ids(src_chunk, src_vocab), _tokens_per_line(src_chunk),
+                       _ids(trg_chunk, trg_vocab), _tokens_per_line(trg_chunk))
+
+
+def _encode_ids(s_ids: "np.ndarray", s_len: "np.ndarray", t_ids: "np.ndarray",
+                t_len: "np.ndarray") -> tuple[bytes, dict[str, int]]:
+    """Drop pairs with a blank side, encode the rest as RecordIO bytes; return them and counters."""
     import numpy as np
 
     from .formats.records import encode_pairs_framed
 
-    src_chunk, trg_chunk = normalize_chunk(src_chunk), normalize_chunk(trg_chunk)
-    s_len, t_len = _tokens_per_line(src_chunk), _tokens_per_line(trg_chunk)
-    s_ids = _ids(src_chunk, _WORKER_VOCABS["source"])
-    t_ids = _ids(trg_chunk, _WORKER_VOCABS["target"])
     keep = (s_len > 0) & (t_len > 0)
     if not keep.all():
         s_ids, t_ids = s_ids[np.repeat(keep, s_len)], t_ids[np.repeat(keep, t_len)]
@@ -241,17 +271,19 @@ def _encode_chunk(src_chunk: bytes, trg_chunk: bytes) -> tuple[bytes, dict[str, 
 class _Runner:
     """Runs tasks inline (one worker) or in a process pool, yielding results in submission order."""
 
-    def __init__(self, workers: int, initializer: Optional[Callable] = None, initargs: tuple = ()) -> None:
+    def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool = None
         if workers > 1:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() \
                 and threading.active_count() == 1 else "spawn"
-            self._pool = multiprocessing.get_context(method).Pool(workers, initializer, initargs)
-        elif initializer is not None:
-            initializer(*initargs)
+            ctx = multiprocessing.get_context(method)
+            self._pool = ctx.Pool(workers, _init_worker, (ctx.Barrier(workers),))
+        else:
+            _init_worker(None)
 
-    def map(self, fn: Callable, tasks: Iterator[tuple]) -> Iterator:
+    def map(self, fn: Callable, tasks: Iterable[tuple]) -> Iterator:
+        """``fn(*args)`` for every task, in order; at most ``2 * workers`` tasks in flight."""
         if self._pool is None:
             for args in tasks:
                 yield fn(*args)
@@ -264,8 +296,16 @@ class _Runner:
         while window:
             yield window.popleft().get()
 
+    def broadcast(self, fn: Callable, *args: Any) -> list:
+        """Run ``fn(*args)`` once on every worker (they must all be idle); return the results."""
+        if self._pool is None:
+            return [fn(*args)]
+        pending = [self._pool.apply_async(fn, args) for _ in range(self.workers)]
+        return [p.get() for p in pending]
+
     def close(self, *, ok: bool) -> None:
         if self._pool is None:
+            _STATE.clear()
             return
         if ok:
             self._pool.close()
@@ -444,31 +484,11 @@ def preprocess(
         vocab_source_json = vocab_target_json = vocab_source_json or vocab_target_json
     report = _Progress(progress)
 
-    # 1. vocabularies
     src_vocab = vocab_mod.load_vocab(vocab_source_json) if vocab_source_json is not None else None
     trg_vocab = vocab_mod.load_vocab(vocab_target_json) if vocab_target_json is not None else None
-    line_counts: dict[str, int] = {}
-    need = [side for side, v in (("source", src_vocab), ("target", trg_vocab)) if v is None]
-    if need:
-        counts = _count_files(paths, need if not single_vocab else ["source", "target"], workers,
-                              chunk_bytes, report, line_counts)
-        if single_vocab:
-            shared = counts["source"]
-            shared.update(counts["target"])
-            built = vocab_mod.build_vocab(shared, num_words_source, min_count_source)
-            src_vocab = src_vocab or built
-            trg_vocab = trg_vocab or built
-        else:
-            if src_vocab is None:
-                src_vocab = vocab_mod.build_vocab(counts["source"], num_words_source, min_count_source)
-            if trg_vocab is None:
-                trg_vocab = vocab_mod.build_vocab(counts["target"], num_words_target, min_count_target)
-    assert src_vocab is not None and trg_vocab is not None
-    if len(line_counts) == 2:
-        _check_line_counts(paths["train source"], line_counts["source"], paths["train target"],
-                           line_counts["target"])
+    count = (src_vocab is None or single_vocab and trg_vocab is None,
+             trg_vocab is None or single_vocab and src_vocab is None)
 
-    # 2. records, into temporary files renamed at the end
     tmp_paths: list[Path] = []
 
     def tmp_for(name: str) -> Path:
@@ -478,12 +498,36 @@ def preprocess(
         return Path(tmp)
 
     ok = False
-    runner = _Runner(workers, _init_encode_worker, (_bytes_keys(src_vocab), _bytes_keys(trg_vocab)))
+    runner = _Runner(workers)
     try:
         final: dict[str, tuple[Path, Path]] = {}
         tmp = tmp_for("train.rec")
-        train = _encode_split(runner, paths["train source"], paths["train target"], tmp, chunk_bytes,
-                              report, "train")
+        train_pairs = _aligned_chunks(paths["train source"], paths["train target"], chunk_bytes, "train", report)
+        if any(count):
+            # pass 1: count tokens (each worker keeps its own counts; merged once at the end)
+            for _ in runner.map(_count_pair, ((s, t, count) for s, t in train_pairs)):
+                pass
+            src_counts: collections.Counter = collections.Counter()
+            trg_counts: collections.Counter = collections.Counter()
+            for s_counts, t_counts in runner.broadcast(_flush_counts):
+                src_counts.update(s_counts)
+                trg_counts.update(t_counts)
+            if single_vocab:
+                src_counts.update(trg_counts)
+                shared = vocab_mod.build_vocab_bytes(src_counts, num_words_source, min_count_source)
+                src_vocab, trg_vocab = src_vocab or shared, trg_vocab or shared
+            else:
+                if src_vocab is None:
+                    src_vocab = vocab_mod.build_vocab_bytes(src_counts, num_words_source, min_count_source)
+                if trg_vocab is None:
+                    trg_vocab = vocab_mod.build_vocab_bytes(trg_counts, num_words_target, min_count_target)
+            del src_counts, trg_counts
+            train_pairs = _aligned_chunks(paths["train source"], paths["train target"], chunk_bytes, "train",
+                                          report)
+        # pass 2: encode with the vocabularies
+        runner.broadcast(_set_vocabs, _bytes_keys(src_vocab), _bytes_keys(trg_vocab))
+        train = _write_records(runner.map(_encode_chunk, train_pairs), tmp, report, "train")
+        assert src_vocab is not None and trg_vocab is not None
         final["train"] = (tmp, out_dir / "train.rec")
         if train.pairs == 0:
             raise InputError(f"no usable training pairs: every line of {paths['train source']} or "
@@ -491,8 +535,9 @@ def preprocess(
         val = None
         if "validation source" in paths:
             tmp = tmp_for("val.rec")
-            val = _encode_split(runner, paths["validation source"], paths["validation target"], tmp,
-                                chunk_bytes, report, "validation")
+            val_pairs = _aligned_chunks(paths["validation source"], paths["validation target"], chunk_bytes,
+                                        "validation", report)
+            val = _write_records(runner.map(_encode_chunk, val_pairs), tmp, report, "validation")
             final["val"] = (tmp, out_dir / "val.rec")
         for side, v in (("src", src_vocab), ("trg", trg_vocab)):
             tmp = tmp_for(f"vocab.{side}.json")
@@ -519,33 +564,6 @@ def _bytes_keys(v: dict[str, int]) -> dict[bytes, int]:
     return {token.encode("utf-8"): idx for token, idx in v.items()}
 
 
-def _count_files(paths: dict[str, Path], sides: list[str], workers: int, chunk_bytes: int,
-                 report: _Progress, line_counts: dict[str, int]) -> dict[str, collections.Counter]:
-    """Count the tokens of the training files of ``sides``; record their line counts."""
-    runner = _Runner(workers)
-    ok = False
-    counts: dict[str, collections.Counter] = {}
-    try:
-        for side in sides:
-            path = paths[f"train {side}"]
-            total_bytes = max(path.stat().st_size, 1)
-            counter: collections.Counter = collections.Counter()
-            lines = 0
-            with _open_input(path, f"train {side}") as f:
-                raw = f.fileobj if isinstance(f, gzip.GzipFile) else f  # type: ignore[union-attr]
-                for chunk_counts, n in runner.map(_count_chunk, ((c,) for c in _iter_chunks(f, path, chunk_bytes))):
-                    counter.update(chunk_counts)
-                    lines += n
-                    report(lambda: f"counting tokens in {path.name}: {lines:,} lines "
-                                   f"({100 * min(raw.tell() / total_bytes, 1):.0f}%)")
-            line_counts[side] = lines
-            counts[side] = collections.Counter({w.decode("utf-8"): c for w, c in counter.items()})
-        ok = True
-    finally:
-        runner.close(ok=ok)
-    return counts
-
-
 def _check_line_counts(src_path: Path, src_lines: int, trg_path: Path, trg_lines: int, what: str = "train") -> None:
     if src_lines == trg_lines:
         return
@@ -555,39 +573,41 @@ def _check_line_counts(src_path: Path, src_lines: int, trg_path: Path, trg_lines
                      f"{abs(src_lines - trg_lines):,} line(s) than {shorter}. Fix the alignment of the corpus.")
 
 
-def _encode_split(runner: _Runner, src_path: Path, trg_path: Path, out_path: Path, chunk_bytes: int,
-                  report: _Progress, label: str) -> SplitStats:
-    """Encode one split (train or val) into ``out_path``."""
-    stats = SplitStats()
+def _aligned_chunks(src_path: Path, trg_path: Path, chunk_bytes: int, label: str,
+                    report: _Progress) -> Iterator[tuple[bytes, bytes]]:
+    """Yield ``(source chunk, target chunk)`` holding the same lines of both files.
+
+    Raises :class:`InputError` (with both exact line counts) when the files' line counts differ.
+    """
     total_bytes = max(src_path.stat().st_size, 1)
-    with _open_input(src_path, f"{label} source") as fs, _open_input(trg_path, f"{label} target") as ft, \
-            open(out_path, "wb") as out:
+    with _open_input(src_path, f"{label} source") as fs, _open_input(trg_path, f"{label} target") as ft:
         raw = fs.fileobj if isinstance(fs, gzip.GzipFile) else fs  # type: ignore[union-attr]
         taker = _LineTaker(ft, trg_path, chunk_bytes)
-        state = {"src_lines": 0, "paired": 0, "trg_lines": -1}
-
-        def tasks() -> Iterator[tuple[bytes, bytes]]:
-            for src_chunk in _iter_chunks(fs, src_path, chunk_bytes):
-                n = src_chunk.count(b"\n")
-                state["src_lines"] += n
-                trg_chunk = taker.take(n)
-                got = trg_chunk.count(b"\n")
-                if got < n:  # the target ran out first
-                    state["trg_lines"] = state["paired"] + got
-                    return
-                state["paired"] += n
-                yield src_chunk, trg_chunk
-
-        for data, chunk_stats in runner.map(_encode_chunk, tasks()):
-            out.write(data)
-            stats.add(chunk_stats)
-            report(lambda: f"writing {label} records: {stats.pairs + stats.skipped:,} lines "
-                           f"({100 * min(raw.tell() / total_bytes, 1):.0f}%)")
-        if state["trg_lines"] >= 0:
-            for chunk in _iter_chunks(fs, src_path, chunk_bytes):
-                state["src_lines"] += chunk.count(b"\n")
-            _check_line_counts(src_path, state["src_lines"], trg_path, state["trg_lines"], label)
+        src_lines = paired = 0
+        chunks = _iter_chunks(fs, src_path, chunk_bytes)
+        for src_chunk in chunks:
+            n = src_chunk.count(b"\n")
+            src_lines += n
+            trg_chunk = taker.take(n)
+            got = trg_chunk.count(b"\n")
+            if got < n:  # the target ran out first
+                src_lines += sum(chunk.count(b"\n") for chunk in chunks)
+                _check_line_counts(src_path, src_lines, trg_path, paired + got, label)
+            paired += n
+            report(lambda: f"reading {label} pairs: {paired:,} lines ({100 * min(raw.tell() / total_bytes, 1):.0f}%)")
+            yield src_chunk, trg_chunk
         extra = taker.count_rest()
         if extra:
-            _check_line_counts(src_path, state["src_lines"], trg_path, state["src_lines"] + extra, label)
+            _check_line_counts(src_path, src_lines, trg_path, src_lines + extra, label)
+
+
+def _write_records(results: Iterator[tuple[bytes, dict[str, int]]], out_path: Path, report: _Progress,
+                   label: str) -> SplitStats:
+    """Write encoded chunks in order to ``out_path``; return the split's counters."""
+    stats = SplitStats()
+    with open(out_path, "wb") as out:
+        for data, chunk_stats in results:
+            out.write(data)
+            stats.add(chunk_stats)
+            report(lambda: f"writing {label} records: {stats.pairs:,} pairs")
     return stats

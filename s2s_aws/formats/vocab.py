@@ -27,7 +27,7 @@ from ._files import create_temp_beside
 
 __all__ = [
     "PAD_ID", "UNK_ID", "BOS_ID", "EOS_ID", "PAD", "UNK", "BOS", "EOS", "SPECIALS",
-    "count_tokens", "build_vocab", "load_vocab", "save_vocab", "id_to_token", "encode_tokens",
+    "count_tokens", "build_vocab", "build_vocab_bytes", "load_vocab", "save_vocab", "id_to_token", "encode_tokens",
     "validate_vocab", "write_text_atomic",
 ]
 
@@ -53,12 +53,32 @@ def build_vocab(counts: Mapping[str, int], num_words: int = 50000, min_count: in
         raise InputError(f"num_words must be an integer >= 0, got {num_words!r}")
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise InputError(f"min_count must be an integer >= 1, got {min_count!r}")
-    specials = set(SPECIALS)
-    kept = [(count, word) for word, count in counts.items() if count >= min_count and word not in specials]
-    kept.sort(reverse=True)  # count descending, then word descending (code points)
+    return _ranked(counts, num_words, min_count, set(SPECIALS), str)
+
+
+def build_vocab_bytes(counts: Mapping[bytes, int], num_words: int = 50000, min_count: int = 1) -> dict[str, int]:
+    """:func:`build_vocab` for counts keyed by the UTF-8 bytes of tokens (decodes only the kept words)."""
+    if isinstance(num_words, bool) or not isinstance(num_words, int) or num_words < 0:
+        raise InputError(f"num_words must be an integer >= 0, got {num_words!r}")
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise InputError(f"min_count must be an integer >= 1, got {min_count!r}")
+    return _ranked(counts, num_words, min_count, {s.encode() for s in SPECIALS},
+                   lambda word: word.decode("utf-8", "replace"))
+
+
+def _ranked(counts: Mapping, num_words: int, min_count: int, specials: set, decode) -> dict[str, int]:  # noqa: ANN001
+    """The ranking rule, shared with the bytes-keyed fast path of preprocessing.
+
+    UTF-8 byte order equals code-point order, so bytes keys rank exactly like their decoded strings.
+    """
+    words = [w for w, c in counts.items() if c >= min_count]
+    if any(s in counts for s in specials):
+        words = [w for w in words if w not in specials]
+    words.sort(reverse=True)                          # word descending (code points) ...
+    words.sort(key=counts.__getitem__, reverse=True)  # ... then count descending (stable sort)
     v = {symbol: i for i, symbol in enumerate(SPECIALS)}
-    for i, (_, word) in enumerate(kept[:num_words], start=len(SPECIALS)):
-        v[word] = i
+    for i, word in enumerate(words[:num_words], start=len(SPECIALS)):
+        v[decode(word)] = i
     return v
 
 
@@ -70,21 +90,26 @@ def validate_vocab(v: object, name: str | None = None) -> dict[str, int]:
     if not isinstance(v, dict):
         raise FormatError(f"a vocabulary must be a JSON object {{token: id}}, got {type(v).__name__}",
                           path=name)
-    seen: dict[int, str] = {}
-    for token, idx in v.items():
-        if not isinstance(token, str) or isinstance(idx, bool) or not isinstance(idx, int):
-            raise FormatError(f"entry {token!r}: {idx!r} is not a string token with an integer id", path=name)
-        if idx in seen:
-            raise FormatError(f"tokens {seen[idx]!r} and {token!r} share id {idx}; ids must be distinct",
-                              path=name)
-        seen[idx] = token
+    ids = list(v.values())
+    if not all(type(t) is str for t in v) or not all(type(i) is int for i in ids):
+        for token, idx in v.items():
+            if not isinstance(token, str) or isinstance(idx, bool) or not isinstance(idx, int):
+                raise FormatError(f"entry {token!r}: {idx!r} is not a string token with an integer id",
+                                  path=name)
+    if len(set(ids)) != len(ids):
+        seen: dict[int, str] = {}
+        for token, idx in v.items():
+            if idx in seen:
+                raise FormatError(f"tokens {seen[idx]!r} and {token!r} share id {idx}; ids must be distinct",
+                                  path=name)
+            seen[idx] = token
     for i, symbol in enumerate(SPECIALS):
         if v.get(symbol) != i:
             raise FormatError(f"special token {symbol!r} must have id {i} (has {v.get(symbol)!r}); "
                               f"build vocabularies with `s2s-aws preprocess`", path=name)
-    if seen and (min(seen) < 0 or max(seen) != len(seen) - 1):
-        raise FormatError(f"ids must be exactly 0..{len(seen) - 1} with no gaps (found {min(seen)}.."
-                          f"{max(seen)}); renumber the vocabulary or rebuild it", path=name)
+    if ids and (min(ids) < 0 or max(ids) != len(ids) - 1):
+        raise FormatError(f"ids must be exactly 0..{len(ids) - 1} with no gaps (found {min(ids)}.."
+                          f"{max(ids)}); renumber the vocabulary or rebuild it", path=name)
     return v
 
 
@@ -125,10 +150,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def save_vocab(v: dict[str, int], path: str | os.PathLike) -> None:
-    """Save a vocabulary as UTF-8 JSON (non-ASCII kept, entries in id order), atomically."""
+    """Save a vocabulary as UTF-8 JSON (non-ASCII kept, one entry per line in id order), atomically."""
     validate_vocab(v, name=os.fspath(path))
-    ordered = dict(sorted(v.items(), key=lambda item: item[1]))
-    write_text_atomic(path, json.dumps(ordered, ensure_ascii=False, indent=2) + "\n")
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # the C encoder, one key at a time
+    body = ",\n".join(f"  {encode(token)}: {idx}" for token, idx in sorted(v.items(), key=lambda item: item[1]))
+    write_text_atomic(path, "{\n" + body + "\n}\n")
 
 
 def id_to_token(v: Mapping[str, int]) -> list[str]:

@@ -1,0 +1,218 @@
+"""Preprocessing throughput and memory: ``s2s_aws.preprocess`` vs a straightforward implementation.
+
+Generates a synthetic parallel corpus (Zipf-distributed vocabulary, ~13 tokens per side, a few blank
+lines, non-ASCII target words) in a temporary folder, then runs, each in a fresh child process of this
+one run:
+
+- ``straightforward``: the rules written the obvious way, single process: ``collections.Counter`` over
+  ``str.split()``, one protobuf ``Record`` message per pair, sequential framed writes;
+- ``ours``: :func:`s2s_aws.preprocess.preprocess` with ``--workers`` processes.
+
+It checks that both wrote identical vocabularies and identical record contents (parsed, pair by pair),
+and prints wall time, pairs/s, the ratio, and peak RSS (the parent process and the largest worker).
+
+Usage::
+
+    .venv/bin/python benchmarks/preprocess.py --pairs 1000000
+    .venv/bin/python benchmarks/preprocess.py --pairs 4000000 --skip-straightforward   # memory growth
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------------------------------
+# corpus
+
+
+def _words(n: int, alphabet: str) -> np.ndarray:
+    """``n`` distinct words: rank ``r`` spelled in base ``len(alphabet)``, so frequent words are short."""
+    base = len(alphabet)
+    out = []
+    for r in range(n):
+        chars = [alphabet[r % base]]
+        r //= base
+        while r:
+            chars.append(alphabet[r % base])
+            r //= base
+        out.append("".join(chars))
+    return np.array(out, dtype=object)
+
+
+def generate_corpus(folder: Path, pairs: int, seed: int = 1234) -> dict[str, Path]:
+    """Write train.src/train.trg (``pairs`` lines) and val.src/val.trg (``pairs // 200``)."""
+    rng = np.random.default_rng(seed)
+    vocab_src = _words(120_000, "etaoinshrdlucmfwypvbgkjqxz")
+    vocab_trg = _words(120_000, "のにはをたがでてとしれさあいうえおかきくけこすせそちつなぬねひふへほまみむめもやゆよ")
+    ranks = np.arange(1, 120_001, dtype=np.float64)
+    cdf = np.cumsum(1.0 / ranks ** 1.05)
+    cdf /= cdf[-1]
+    paths = {}
+    for split, n in (("train", pairs), ("val", max(pairs // 200, 10))):
+        for side, words in (("src", vocab_src), ("trg", vocab_trg)):
+            path = folder / f"{split}.{side}"
+            paths[f"{split}_{side}"] = path
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
+                block = 100_000
+                for start in range(0, n, block):
+                    m = min(block, n - start)
+                    lengths = np.clip(rng.poisson(13, size=m), 1, 60)
+                    blank = rng.random(m) < 0.001
+                    lengths[blank] = 0
+                    ids = np.searchsorted(cdf, rng.random(int(lengths.sum())))
+                    toks = words[ids]
+                    ends = np.cumsum(lengths)
+                    lines = [" ".join(toks[e - length:e]) for e, length in zip(ends.tolist(), lengths.tolist())]
+                    f.write("\n".join(lines) + "\n")
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------
+# the straightforward implementation of the same rules
+
+
+def straightforward(train_src: Path, train_trg: Path, val_src: Path, val_trg: Path, out: Path) -> int:
+    """Single process: Counter over str.split(), one Record message per pair, sequential writes."""
+    from s2s_aws.formats import vocab
+    from s2s_aws.formats.record_pb2 import Record
+
+    def read(path: Path):
+        return open(path, encoding="utf-8", errors="replace", newline="\n")
+
+    def count(path: Path) -> Counter:
+        counter: Counter = Counter()
+        with read(path) as f:
+            for line in f:
+                counter.update(line.split())
+        return counter
+
+    src_vocab = vocab.build_vocab(count(train_src))
+    trg_vocab = vocab.build_vocab(count(train_trg))
+    written = 0
+    magic = 0xCED7230A
+    for s_path, t_path, name in ((train_src, train_trg, "train.rec"), (val_src, val_trg, "val.rec")):
+        with read(s_path) as fs, read(t_path) as ft, open(out / name, "wb") as w:
+            for s_line, t_line in zip(fs, ft):
+                s_tokens, t_tokens = s_line.split(), t_line.split()
+                if not s_tokens or not t_tokens:
+                    continue
+                record = Record()
+                record.features["source"].int32_tensor.values.extend([src_vocab.get(t, 1) for t in s_tokens])
+                record.features["target"].int32_tensor.values.extend([trg_vocab.get(t, 1) for t in t_tokens])
+                payload = record.SerializeToString()
+                w.write(struct.pack("<II", magic, len(payload)))
+                w.write(payload)
+                w.write(b"\0" * (-len(payload) % 4))
+                written += 1
+    for name, v in (("vocab.src.json", src_vocab), ("vocab.trg.json", trg_vocab)):
+        with open(out / name, "w", encoding="utf-8") as f:
+            json.dump(v, f, ensure_ascii=False, indent=2)
+    return written
+
+
+def ours(train_src: Path, train_trg: Path, val_src: Path, val_trg: Path, out: Path, workers: int | None) -> int:
+    from s2s_aws.preprocess import preprocess
+
+    summary = preprocess(train_src, train_trg, val_src, val_trg, output_dir=out, workers=workers)
+    return summary.train.pairs + (summary.val.pairs if summary.val else 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# driver
+
+
+def _run_one(which: str, corpus: Path, out: Path, workers: int | None) -> None:
+    """Child process: run one implementation, print timing and peak RSS as JSON."""
+    args = (corpus / "train.src", corpus / "train.trg", corpus / "val.src", corpus / "val.trg", out)
+    start = time.perf_counter()
+    written = straightforward(*args) if which == "straightforward" else ours(*args, workers)
+    seconds = time.perf_counter() - start
+    self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "written": written, "rss_parent_mib": self_rss,
+                      "rss_worker_max_mib": child_rss}))
+
+
+def _child(which: str, corpus: Path, out: Path, workers: int | None) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, __file__, "--run-one", which, "--corpus", str(corpus), "--out", str(out)]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    result = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _same_outputs(a: Path, b: Path) -> None:
+    from s2s_aws.formats import recordio, records, vocab
+
+    for name in ("vocab.src.json", "vocab.trg.json"):
+        va, vb = vocab.load_vocab(a / name), vocab.load_vocab(b / name)
+        assert va == vb, f"{name} differs"
+    for name in ("train.rec", "val.rec"):
+        n = 0
+        for pa, pb in zip(recordio.iter_records(a / name), recordio.iter_records(b / name), strict=True):
+            if pa != pb:  # map-entry order may differ between protobuf implementations: compare content
+                assert records.decode_pair(pa) == records.decode_pair(pb), f"{name} record {n} differs"
+            n += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=None, help="ours: worker processes (default: auto)")
+    parser.add_argument("--skip-straightforward", action="store_true", help="run ours only (memory scaling)")
+    parser.add_argument("--tmpdir", default=None, help="where to put the corpus (default: system temp)")
+    parser.add_argument("--run-one", choices=["ours", "straightforward"], help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.run_one:
+        _run_one(args.run_one, Path(args.corpus), Path(args.out), args.workers)
+        return 0
+
+    with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
+        root = Path(tmp)
+        corpus = root / "corpus"
+        corpus.mkdir()
+        t0 = time.perf_counter()
+        generate_corpus(corpus, args.pairs)
+        size = sum(p.stat().st_size for p in corpus.iterdir())
+        print(f"corpus: {args.pairs:,} training pairs, {size / 2**20:.0f} MiB, generated in "
+              f"{time.perf_counter() - t0:.1f}s", flush=True)
+        results = {"ours": _child("ours", corpus, root / "ours", args.workers)}
+        print(f"ours: {json.dumps(results['ours'])}", flush=True)
+        if not args.skip_straightforward:
+            results["straightforward"] = _child("straightforward", corpus, root / "plain", None)
+            print(f"straightforward: {json.dumps(results['straightforward'])}", flush=True)
+            _same_outputs(root / "ours", root / "plain")
+            print("outputs: identical vocabularies and record contents", flush=True)
+        load = os.getloadavg()
+        print()
+        print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} usable CPUs, Python "
+              f"{platform.python_version()}, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+        print("| implementation | pairs | wall s | pairs/s | peak RSS parent MiB | peak RSS largest worker MiB |")
+        print("|---|---|---|---|---|---|")
+        for name, r in results.items():
+            print(f"| {name} | {args.pairs:,} | {r['seconds']:.2f} | {r['written'] / r['seconds']:,.0f} | "
+                  f"{r['rss_parent_mib']:.0f} | {r['rss_worker_max_mib']:.0f} |")
+        if "straightforward" in results:
+            print(f"\nratio (straightforward / ours wall time): "
+                  f"{results['straightforward']['seconds'] / results['ours']['seconds']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
