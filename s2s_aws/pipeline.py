@@ -61,6 +61,14 @@ __all__ = [
     "PARAM_MIN_BLEU",
     "PARAM_DATA_VERSION",
     "split_parameters",
+    "validate_parameters",
+    "ExecutionSummary",
+    "upsert_pipeline",
+    "start_execution",
+    "latest_execution",
+    "describe_execution",
+    "wait_execution",
+    "TERMINAL_STATUSES",
 ]
 
 logger = logging.getLogger(__name__)

@@ -306,6 +306,7 @@ def test_cfn_lint_clean(synth):
 
 
 # -------------------------------------------------------------------------------- npx cdk synth
+@pytest.mark.slow
 @pytest.mark.skipif(not (INFRA / "node_modules" / ".bin" / "cdk").exists(),
                     reason="infra/node_modules not installed (scripts/setup.sh runs npm ci)")
 def test_npx_cdk_synth_without_running_docker(tmp_path):
@@ -323,7 +324,7 @@ def test_npx_cdk_synth_without_running_docker(tmp_path):
     proc = subprocess.run(
         [str(INFRA / "node_modules" / ".bin" / "cdk"), "synth", "--quiet", "--no-notices", "-o", str(out),
          "-c", f"docker_directory={ctx}", "-c", "dockerfile=Dockerfile", "-c", "nag=false"],
-        cwd=INFRA, env=env, capture_output=True, text=True, timeout=400)
+        cwd=INFRA, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert len(list(out.glob("*.template.json"))) == 4
     assert not marker.exists(), "cdk synth ran docker"
