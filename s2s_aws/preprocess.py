@@ -10,11 +10,13 @@ their magic bytes) are read transparently; a pair with a blank side is skipped a
 side still counts towards the vocabulary, which is built from the training *files*); unknown tokens
 map to ``<unk>`` = 1. A source and target file with different line counts is an error.
 
-How it is fast: the work goes in chunks of a few MiB of whole lines to worker processes, which split
-bytes (not str), count with ``collections.Counter``, map tokens to ids through a bytes-keyed dict,
-and build the RecordIO/protobuf bytes of a whole chunk at once with numpy
-(:func:`s2s_aws.formats.records.encode_pairs_framed`). The parent writes results in input order;
-at most ``2 * workers`` chunks are in flight, so memory stays flat whatever the corpus size.
+How it works: two passes over the training pairs, read as aligned chunks of a few MiB of whole lines
+and handed to worker processes (with ``workers=1``, run inline). Pass 1 splits bytes (not str) and
+counts tokens with ``collections.Counter``; each worker keeps its own counts, merged once at the end.
+Pass 2 maps tokens to ids through a bytes-keyed dict and builds the RecordIO/protobuf bytes of a whole
+chunk at once with numpy (:func:`s2s_aws.formats.records.encode_pairs_framed`). The parent writes
+results in input order; at most ``2 * workers`` chunks are in flight, so memory stays flat whatever
+the corpus size (the token counts grow with the number of distinct tokens only).
 
 Example::
 
@@ -561,7 +563,7 @@ def preprocess(
 
 
 def _bytes_keys(v: dict[str, int]) -> dict[bytes, int]:
-    return {token.encode("utf-8"): idx for token, idx in v.items()}
+    return dict(zip(map(str.encode, v), v.values()))
 
 
 def _check_line_counts(src_path: Path, src_lines: int, trg_path: Path, trg_lines: int, what: str = "train") -> None:

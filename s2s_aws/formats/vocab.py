@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 import logging
 import os
 from collections import Counter
@@ -63,7 +64,7 @@ def build_vocab_bytes(counts: Mapping[bytes, int], num_words: int = 50000, min_c
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise InputError(f"min_count must be an integer >= 1, got {min_count!r}")
     return _ranked(counts, num_words, min_count, {s.encode() for s in SPECIALS},
-                   lambda word: word.decode("utf-8", "replace"))
+                   bytes.decode)
 
 
 def _ranked(counts: Mapping, num_words: int, min_count: int, specials: set, decode) -> dict[str, int]:  # noqa: ANN001
@@ -77,8 +78,8 @@ def _ranked(counts: Mapping, num_words: int, min_count: int, specials: set, deco
     words.sort(reverse=True)                          # word descending (code points) ...
     words.sort(key=counts.__getitem__, reverse=True)  # ... then count descending (stable sort)
     v = {symbol: i for i, symbol in enumerate(SPECIALS)}
-    for i, word in enumerate(words[:num_words], start=len(SPECIALS)):
-        v[decode(word)] = i
+    kept = words[:num_words]
+    v.update(zip(map(decode, kept) if decode is not str else kept, range(len(SPECIALS), len(SPECIALS) + len(kept))))
     return v
 
 
@@ -91,7 +92,7 @@ def validate_vocab(v: object, name: str | None = None) -> dict[str, int]:
         raise FormatError(f"a vocabulary must be a JSON object {{token: id}}, got {type(v).__name__}",
                           path=name)
     ids = list(v.values())
-    if not all(type(t) is str for t in v) or not all(type(i) is int for i in ids):
+    if set(map(type, v)) - {str} or set(map(type, ids)) - {int}:
         for token, idx in v.items():
             if not isinstance(token, str) or isinstance(idx, bool) or not isinstance(idx, int):
                 raise FormatError(f"entry {token!r}: {idx!r} is not a string token with an integer id",
@@ -152,8 +153,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def save_vocab(v: dict[str, int], path: str | os.PathLike) -> None:
     """Save a vocabulary as UTF-8 JSON (non-ASCII kept, one entry per line in id order), atomically."""
     validate_vocab(v, name=os.fspath(path))
-    encode = json.JSONEncoder(ensure_ascii=False).encode  # the C encoder, one key at a time
-    body = ",\n".join(f"  {encode(token)}: {idx}" for token, idx in sorted(v.items(), key=lambda item: item[1]))
+    quote = encode_basestring  # JSON string literal, non-ASCII kept (C implementation)
+    body = ",\n".join(f"  {quote(token)}: {idx}" for token, idx in sorted(v.items(), key=lambda item: item[1]))
     write_text_atomic(path, "{\n" + body + "\n}\n")
 
 
