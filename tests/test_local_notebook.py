@@ -82,7 +82,7 @@ def test_notebook_sequence_end_to_end(clients, prep):
     sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName=job_name, WaiterConfig=FAST)
     info = sm.describe_training_job(TrainingJobName=job_name)
     assert info["TrainingJobStatus"] == "Completed", info.get("FailureReason")
-    assert {m["MetricName"] for m in info["FinalMetricDataList"]} >= {"validation:perplexity", "train:perplexity"}
+    assert "validation:perplexity" in {m["MetricName"] for m in info["FinalMetricDataList"]}
 
     model_data = info["ModelArtifacts"]["S3ModelArtifacts"]
     sm.create_model(ModelName=job_name, ExecutionRoleArn=ROLE,
