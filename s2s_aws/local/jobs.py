@@ -8,6 +8,7 @@ metric lines are matched with the job's ``MetricDefinitions``, and the model fol
 """
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import shutil
@@ -154,9 +155,12 @@ class TrainingRunner:
         metric_defs = [(m["Name"], re.compile(m["Regex"]))
                        for m in rec["AlgorithmSpecification"].get("MetricDefinitions", [])]
         final: dict[str, dict] = {}
+        tail: collections.deque[str] = collections.deque(maxlen=3)
 
         def sink(line: str) -> None:
             shipper.write(line)
+            if line.strip():
+                tail.append(line.strip())
             for mname, regex in metric_defs:
                 m = regex.search(line)
                 if m:
@@ -194,7 +198,8 @@ class TrainingRunner:
             text = failure.read_text("utf-8", "replace").strip() if failure.exists() else ""
             if not text:
                 text = (f"the training program exited with status {code} and wrote no reason to "
-                        f"output/failure; see the log stream /aws/sagemaker/TrainingJobs/{shipper.stream}")
+                        f"output/failure; its last output: {' | '.join(tail) or '(none)'}; full log in the "
+                        f"stream /aws/sagemaker/TrainingJobs/{shipper.stream}")
             self._finish("Failed", "Failed", "Training job failed",
                          FailureReason=f"AlgorithmError: {text}"[:1024], **metrics)
             return
