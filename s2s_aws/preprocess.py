@@ -33,6 +33,8 @@ import logging
 import multiprocessing
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 import zlib
@@ -97,16 +99,17 @@ def normalize_chunk(chunk: bytes) -> bytes:
 
 
 def _open_input(path: Path, what: str) -> BinaryIO:
-    """Open a text input for binary reading, transparently gunzipping it."""
+    """Open a text input for binary reading, transparently gunzipping it (detected by its magic bytes)."""
     try:
-        f = open(path, "rb")
+        with open(path, "rb") as probe:
+            magic = probe.read(2)
     except FileNotFoundError:
         raise InputError(f"{what} file {path} does not exist; check the path") from None
     except IsADirectoryError:
         raise InputError(f"{what} path {path} is a directory; give a text file (one sentence per line)") from None
-    if f.peek(2)[:2] == b"\x1f\x8b":  # type: ignore[attr-defined]
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
-    return f
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb", buffering=1 << 20)
 
 
 def _iter_chunks(f: BinaryIO, path: Path, chunk_bytes: int) -> Iterator[bytes]:
@@ -190,10 +193,27 @@ def _set_vocabs(src_vocab: dict[bytes, int], trg_vocab: dict[bytes, int]) -> Non
     _after_broadcast()
 
 
-def _flush_counts() -> tuple[collections.Counter, collections.Counter]:
-    counts = _STATE.pop("counts", None) or (collections.Counter(), collections.Counter())
+class _TokenIndex(dict):
+    """token -> dense id; a new token gets the next id (known tokens cost one C-level dict lookup)."""
+
+    def __missing__(self, key: bytes) -> int:
+        value = self[key] = len(self)
+        return value
+
+
+def _flush_index() -> tuple[int, list[tuple[list[bytes], "np.ndarray"]]]:
+    """This worker's distinct tokens (by local id) and their counts, per side; resets the state."""
+    import numpy as np
+
+    indexes = _STATE.pop("index", None) or (_TokenIndex(), _TokenIndex())
+    counts = _STATE.pop("counts", None) or [np.zeros(0, np.int64), np.zeros(0, np.int64)]
     _after_broadcast()
-    return counts
+    return os.getpid(), [(list(index), c[:len(index)]) for index, c in zip(indexes, counts)]
+
+
+def _set_id_maps(maps: dict[int, tuple["np.ndarray", "np.ndarray"]]) -> None:
+    _STATE["id_maps"] = maps
+    _after_broadcast()
 
 
 _WS_TABLE = None
@@ -217,13 +237,41 @@ def _tokens_per_line(chunk: bytes) -> "np.ndarray":
     return np.bincount(line_of_token, minlength=len(newlines))
 
 
-def _count_pair(src_chunk: bytes, trg_chunk: bytes, count: tuple[bool, bool]) -> int:
-    """Pass 1: count the tokens of aligned chunks into this worker's counters; return the line count."""
-    counts = _STATE.setdefault("counts", (collections.Counter(), collections.Counter()))
-    for side, chunk in enumerate((src_chunk, trg_chunk)):
-        if count[side]:
-            counts[side].update(normalize_chunk(chunk).split())
-    return src_chunk.count(b"\n")
+def _scan_pair(src_chunk: bytes, trg_chunk: bytes, spill_path: str) -> int:
+    """Pass 1: tokenize aligned chunks once, count tokens, spill local ids to disk; return this pid.
+
+    Local ids index this worker's own token table (:class:`_TokenIndex`); pass 2 maps them to
+    vocabulary ids with the table of the worker that wrote the spill file.
+    """
+    import numpy as np
+
+    indexes = _STATE.setdefault("index", (_TokenIndex(), _TokenIndex()))
+    counts = _STATE.setdefault("counts", [np.zeros(0, np.int64), np.zeros(0, np.int64)])
+    with open(spill_path, "wb") as f:
+        for side, chunk in enumerate((src_chunk, trg_chunk)):
+            chunk = normalize_chunk(chunk)
+            tokens = chunk.split()
+            index = indexes[side]
+            local = np.fromiter(map(index.__getitem__, tokens), dtype=np.int32, count=len(tokens))
+            if len(counts[side]) < len(index):
+                grown = np.zeros(max(len(index), 2 * len(counts[side])), np.int64)
+                grown[:len(counts[side])] = counts[side]
+                counts[side] = grown
+            counts[side][:len(index)] += np.bincount(local, minlength=len(index))
+            np.save(f, local)
+            np.save(f, _tokens_per_line(chunk).astype(np.int32))
+    return os.getpid()
+
+
+def _encode_spilled(spill_path: str, pid: int) -> tuple[bytes, dict[str, int]]:
+    """Pass 2: map a spilled chunk's local ids to vocabulary ids and encode its records."""
+    import numpy as np
+
+    with open(spill_path, "rb") as f:
+        local_s, len_s, local_t, len_t = (np.load(f) for _ in range(4))
+    os.unlink(spill_path)
+    map_s, map_t = _STATE["id_maps"][pid]
+    return _encode_ids(map_s[local_s], len_s, map_t[local_t], len_t)
 
 
 def _ids(chunk: bytes, table: dict[bytes, int]) -> "np.ndarray":
@@ -500,20 +548,25 @@ def preprocess(
         return Path(tmp)
 
     ok = False
+    spill_dir: str | None = None
     runner = _Runner(workers)
     try:
         final: dict[str, tuple[Path, Path]] = {}
         tmp = tmp_for("train.rec")
         train_pairs = _aligned_chunks(paths["train source"], paths["train target"], chunk_bytes, "train", report)
         if any(count):
-            # pass 1: count tokens (each worker keeps its own counts; merged once at the end)
-            for _ in runner.map(_count_pair, ((s, t, count) for s, t in train_pairs)):
-                pass
+            # pass 1: tokenize once, count, spill local ids; build the vocabularies; pass 2: encode
+            spill_dir = tempfile.mkdtemp(prefix=".s2s-preprocess-", dir=out_dir)
+            spills = []
+            tasks = ((s, t, os.path.join(spill_dir, f"{i}.npy")) for i, (s, t) in enumerate(train_pairs))
+            for i, pid in enumerate(runner.map(_scan_pair, tasks)):
+                spills.append((os.path.join(spill_dir, f"{i}.npy"), pid))
+            tables = runner.broadcast(_flush_index)
             src_counts: collections.Counter = collections.Counter()
             trg_counts: collections.Counter = collections.Counter()
-            for s_counts, t_counts in runner.broadcast(_flush_counts):
-                src_counts.update(s_counts)
-                trg_counts.update(t_counts)
+            for _, ((s_keys, s_n), (t_keys, t_n)) in tables:
+                src_counts.update(dict(zip(s_keys, s_n.tolist())))
+                trg_counts.update(dict(zip(t_keys, t_n.tolist())))
             if single_vocab:
                 src_counts.update(trg_counts)
                 shared = vocab_mod.build_vocab_bytes(src_counts, num_words_source, min_count_source)
@@ -524,11 +577,14 @@ def preprocess(
                 if trg_vocab is None:
                     trg_vocab = vocab_mod.build_vocab_bytes(trg_counts, num_words_target, min_count_target)
             del src_counts, trg_counts
-            train_pairs = _aligned_chunks(paths["train source"], paths["train target"], chunk_bytes, "train",
-                                          report)
-        # pass 2: encode with the vocabularies
-        runner.broadcast(_set_vocabs, _bytes_keys(src_vocab), _bytes_keys(trg_vocab))
-        train = _write_records(runner.map(_encode_chunk, train_pairs), tmp, report, "train")
+            sv, tv = _bytes_keys(src_vocab), _bytes_keys(trg_vocab)
+            runner.broadcast(_set_id_maps, {pid: (_id_map(s_keys, sv), _id_map(t_keys, tv))
+                                            for pid, ((s_keys, _), (t_keys, _)) in tables})
+            del tables
+            train = _write_records(runner.map(_encode_spilled, spills), tmp, report, "train")
+        else:
+            runner.broadcast(_set_vocabs, _bytes_keys(src_vocab), _bytes_keys(trg_vocab))
+            train = _write_records(runner.map(_encode_chunk, train_pairs), tmp, report, "train")
         assert src_vocab is not None and trg_vocab is not None
         final["train"] = (tmp, out_dir / "train.rec")
         if train.pairs == 0:
@@ -537,6 +593,8 @@ def preprocess(
         val = None
         if "validation source" in paths:
             tmp = tmp_for("val.rec")
+            if any(count):
+                runner.broadcast(_set_vocabs, _bytes_keys(src_vocab), _bytes_keys(trg_vocab))
             val_pairs = _aligned_chunks(paths["validation source"], paths["validation target"], chunk_bytes,
                                         "validation", report)
             val = _write_records(runner.map(_encode_chunk, val_pairs), tmp, report, "validation")
@@ -553,6 +611,8 @@ def preprocess(
         for tmp in tmp_paths:
             if tmp.exists():
                 tmp.unlink()
+        if spill_dir is not None:
+            shutil.rmtree(spill_dir, ignore_errors=True)
     summary = PreprocessSummary(
         output_dir=str(out_dir), files={k: str(t) for k, (_, t) in final.items()},
         source_vocab_size=len(src_vocab), target_vocab_size=len(trg_vocab), train=train, val=val,
@@ -560,6 +620,12 @@ def preprocess(
         vocab_reused={"source": vocab_source_json is not None, "target": vocab_target_json is not None})
     logger.info("preprocess: %s", summary.format().replace("\n", "; "))
     return summary
+
+
+def _id_map(keys: list[bytes], v: dict[bytes, int]) -> "np.ndarray":
+    import numpy as np
+
+    return np.fromiter(map(v.get, keys, itertools.repeat(vocab_mod.UNK_ID)), dtype=np.int64, count=len(keys))
 
 
 def _bytes_keys(v: dict[str, int]) -> dict[bytes, int]:
