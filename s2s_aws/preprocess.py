@@ -10,13 +10,16 @@ their magic bytes) are read transparently; a pair with a blank side is skipped a
 side still counts towards the vocabulary, which is built from the training *files*); unknown tokens
 map to ``<unk>`` = 1. A source and target file with different line counts is an error.
 
-How it works: two passes over the training pairs, read as aligned chunks of a few MiB of whole lines
-and handed to worker processes (with ``workers=1``, run inline). Pass 1 splits bytes (not str) and
-counts tokens with ``collections.Counter``; each worker keeps its own counts, merged once at the end.
-Pass 2 maps tokens to ids through a bytes-keyed dict and builds the RecordIO/protobuf bytes of a whole
-chunk at once with numpy (:func:`s2s_aws.formats.records.encode_pairs_framed`). The parent writes
-results in input order; at most ``2 * workers`` chunks are in flight, so memory stays flat whatever
-the corpus size (the token counts grow with the number of distinct tokens only).
+How it works: the training pairs are read as aligned chunks of a few MiB of whole lines and handed
+to worker processes (with ``workers=1``, run inline). Pass 1 tokenizes each chunk once, splitting
+bytes (not str): every token becomes an id in the worker's own token table (one C-level dict lookup
+per token), the counts come from ``numpy.bincount``, and the chunk's ids are spilled to a temporary
+file beside the outputs. The tables are merged once to build the vocabularies. Pass 2 is numpy only:
+it maps the spilled ids to vocabulary ids and builds the RecordIO/protobuf bytes of a whole chunk at
+once (:func:`s2s_aws.formats.records.encode_pairs_framed`). The parent writes results in input
+order; at most ``2 * workers`` chunks are in flight, so memory stays flat whatever the corpus size
+(only the token tables grow, with the number of distinct tokens). Validation pairs, and training
+pairs when both vocabularies are given, take one pass with the vocabularies' dicts.
 
 Example::
 
@@ -56,7 +59,7 @@ logger = logging.getLogger(__name__)
 #: the four files written into the output directory
 OUTPUT_FILES = ("train.rec", "val.rec", "vocab.src.json", "vocab.trg.json")
 #: bytes of whole lines per unit of work
-DEFAULT_CHUNK_BYTES = 4 << 20
+DEFAULT_CHUNK_BYTES = 1 << 20
 
 ProgressFn = Callable[[str], None]
 
