@@ -281,7 +281,7 @@ class TrainingJob:
         except Exception as e:
             if is_not_found(e):
                 raise InputError(f"training job {self.name!r} not found in {self.session.region}; "
-                                 "check the name and region (`s2s-aws status` lists none by that name)") from e
+                                 "check the name and the region (--region / AWS_REGION)") from e
             raise aws_error(f"describing training job {self.name}", e) from e
         return self._desc
 
