@@ -42,9 +42,13 @@ _LAZY = {
     "Session": "s2s_aws.session",
     "TrainingJob": "s2s_aws.training",
     "Endpoint": "s2s_aws.hosting",
+    "AutoScaling": "s2s_aws.hosting",
+    "blue_green": "s2s_aws.hosting",
+    "Channels": "s2s_aws.channels",
+    "TrainingConfig": "s2s_aws.training",
+    "TranslationResult": "s2s_aws.runtime",
     "Hyperparameters": "s2s_aws.hyperparameters",
     "METRIC_DEFINITIONS": "s2s_aws.metrics",
-    "preprocess": "s2s_aws.preprocess",
 }
 
 __all__ = [
@@ -58,13 +62,16 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 's2s_aws' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) and not hasattr(mod, name) else getattr(mod, name)
+    value = getattr(mod, name)
     globals()[name] = value
     return value
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .hosting import Endpoint
+    from .channels import Channels
+    from .hosting import AutoScaling, Endpoint, blue_green
+    from .runtime import TranslationResult
+    from .training import TrainingConfig
     from .hyperparameters import Hyperparameters
     from .metrics import METRIC_DEFINITIONS
     from .session import Session

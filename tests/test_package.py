@@ -39,3 +39,23 @@ def test_unknown_command_is_a_usage_error():
     out = subprocess.run([sys.executable, "-m", "s2s_aws", "no-such-command"], capture_output=True, text=True)
     assert out.returncode == 2
     assert "invalid choice" in out.stderr
+
+
+def test_global_options_work_before_and_after_the_command():
+    from s2s_aws.cli import build_parser
+
+    parser = build_parser()
+    before = parser.parse_args(["--json", "--region", "eu-west-1", "inspect", "x.rec"])
+    after = parser.parse_args(["inspect", "x.rec", "--json", "--region", "eu-west-1"])
+    neither = parser.parse_args(["inspect", "x.rec"])
+    for args in (before, after):
+        assert args.json is True and args.region == "eu-west-1"
+    assert neither.json is False and neither.region is None and neither.verbose == 0
+
+
+def test_every_public_name_resolves():
+    import s2s_aws
+
+    missing = [name for name in s2s_aws.__all__ if getattr(s2s_aws, name, None) is None]
+    assert missing == []
+    assert s2s_aws.Session.__module__ == "s2s_aws.session"

@@ -24,13 +24,17 @@ _GROUPS = (
 )
 
 
-def _common_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common_parser(*, suppress_defaults: bool = False) -> argparse.ArgumentParser:
+    """Global options. The copy given to subcommands has no defaults (SUPPRESS), so an option given
+    before the command (``s2s-aws --json train ...``) is not overwritten by the subcommand's default,
+    and one given after it still counts."""
+    common = argparse.ArgumentParser(add_help=False,
+                                     argument_default=argparse.SUPPRESS if suppress_defaults else None)
     g = common.add_argument_group("global options")
-    g.add_argument("--region", default=None, help="AWS region (default: from the environment/profile)")
-    g.add_argument("--profile", default=None, help="AWS named profile to use")
+    g.add_argument("--region", help="AWS region (default: from the environment/profile)")
+    g.add_argument("--profile", help="AWS named profile to use")
     g.add_argument("--json", action="store_true", help="machine-readable JSON output (for CI)")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    g.add_argument("-v", "--verbose", action="count", help="more log output (-vv for debug)")
     g.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return common
 
@@ -42,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and host sequence-to-sequence models on Amazon SageMaker (or locally).",
         parents=[common],
     )
+    parser.set_defaults(region=None, profile=None, json=False, verbose=0, debug=False)
+    sub_common = _common_parser(suppress_defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _GROUPS:
@@ -51,14 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name == name:
                 continue
             raise
-        mod.register(sub, [common])
+        mod.register(sub, [sub_common])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
+    level = logging.WARNING - 10 * min(args.verbose or 0, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         rc = args.func(args)
