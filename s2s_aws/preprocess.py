@@ -175,8 +175,8 @@ class _LineTaker:
 # --------------------------------------------------------------------------------------------------
 # worker functions (run in worker processes, or inline with workers=1)
 
-#: per-process state: token counts of the chunks this worker scanned, the bytes-keyed vocabularies,
-#: and the barrier that makes a broadcast task run exactly once on every worker
+#: per-process state: the token tables and counts of the chunks this worker scanned, the id maps or
+#: bytes-keyed vocabularies for encoding, and the barrier that makes a broadcast task run once per worker
 _STATE: dict[str, Any] = {}
 
 

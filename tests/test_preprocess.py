@@ -234,3 +234,19 @@ def test_cli_preprocess(tmp_path, capsys):
     rc = main(["preprocess", "-ts", str(tmp_path / "missing"), "-tt", str(tt)])
     assert rc == 2
     assert "missing does not exist" in capsys.readouterr().err
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(list(EXTRA_WHITESPACE) + [" ", "\n"])))
+def test_normalized_bytes_split_like_str_split(text):
+    assert normalize_chunk(text.encode("utf-8")).split() == [t.encode("utf-8") for t in text.split()]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary())
+def test_invalid_utf8_tokens_like_replace_decoding(data):
+    expected = [t.encode("utf-8") for t in data.decode("utf-8", "replace").split()]
+    assert normalize_chunk(data).split() == expected
