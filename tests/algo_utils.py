@@ -34,7 +34,7 @@ TINY_HYPERPARAMETERS: dict[str, str] = {
     "learning_rate": "0.01",
     "clip_gradient": "1",
     "checkpoint_frequency_num_batches": "100",
-    "max_num_batches": "200",
+    "max_num_batches": "400",
     "max_seq_len_source": "10",
     "max_seq_len_target": "10",
     "bleu_sample_size": "-1",

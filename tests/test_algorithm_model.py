@@ -111,12 +111,35 @@ def test_fixed_attention_reads_the_last_source_state():
 
 
 def test_first_encoder_layer_is_bidirectional_with_half_the_units_per_direction():
-    model = Seq2Seq(ModelConfig(**SMALL, num_layers_encoder=2))
-    first, second = model.encoder.layers
-    assert first.bidirectional and first.hidden_size == 8
+    model = Seq2Seq(ModelConfig(**SMALL, num_layers_encoder=2)).eval()
+    enc = model.encoder
+    assert enc.forward_rnn.hidden_size == enc.backward_rnn.hidden_size == 8
+    (second,) = enc.layers
     assert not second.bidirectional and second.hidden_size == 16
     with pytest.raises(ValueError, match="even"):
         Seq2Seq(ModelConfig(**{**SMALL, "rnn_num_hidden": 15}))
+
+
+def test_bidirectional_layer_matches_a_packed_bidirectional_rnn():
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(4)
+    model = Seq2Seq(ModelConfig(**SMALL)).eval()
+    enc = model.encoder
+    ref = torch.nn.LSTM(12, 8, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for name, p in enc.forward_rnn.named_parameters():
+            getattr(ref, name).copy_(p)
+        for name, p in enc.backward_rnn.named_parameters():
+            getattr(ref, name + "_reverse").copy_(p)
+    src, lengths, _ = _batch(5)
+    with torch.no_grad():
+        out = enc(src, lengths)
+        packed = pack_padded_sequence(enc.embed(src), lengths, batch_first=True, enforce_sorted=False)
+        expected, (h, _) = ref(packed)
+        expected, _ = pad_packed_sequence(expected, batch_first=True, total_length=src.shape[1])
+    torch.testing.assert_close(out.memory, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.final, torch.cat([h[0], h[1]], -1), rtol=1e-5, atol=1e-6)
 
 
 def test_cnn_glu_doubles_channels_and_kernel_widths_apply():

@@ -129,7 +129,8 @@ class ConvDecoder(nn.Module):
     def reorder_state(state: Tensor, index: Tensor) -> Tensor:
         return state.index_select(0, index)
 
-    def forward(self, enc: EncoderOutput, trg_in: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, enc: EncoderOutput, trg_in: Tensor, select: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Logits ``(B, T, V)`` (``(N, V)`` where ``select`` is True, when given), weights ``(B, T, S)``."""
         embedded = self.embed(trg_in)
         x = embedded
         weights = None
@@ -144,7 +145,10 @@ class ConvDecoder(nn.Module):
             x = (y + x) * _SQRT_HALF
         if weights is None:  # no layers: attention-free
             weights = enc.memory.new_zeros(x.shape[0], x.shape[1], enc.memory.shape[1])
-        return self.output(self.dropout(x)), weights
+        hidden = self.dropout(x)
+        if select is not None:
+            hidden = hidden[select]
+        return self.output(hidden), weights
 
     def step(self, prev: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
         prefix = torch.cat([state, prev.unsqueeze(1)], dim=1)

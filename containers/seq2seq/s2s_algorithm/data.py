@@ -149,8 +149,9 @@ def make_batch(data: ParallelData, indices: np.ndarray | list[int]) -> Batch:
 class BatchSampler:
     """The batches of one epoch, as index arrays; deterministic in ``(seed, epoch)``.
 
-    With bucketing, pairs are grouped by target length bucket (``bucket_width``), ordered by source
-    bucket inside it, and cut into batches of ``batch_size`` sentences; the batch order is shuffled.
+    With bucketing, pairs are grouped by target length bucket (``bucket_width``), ordered by target
+    then source length inside it, and cut into batches of ``batch_size`` sentences that never cross a
+    bucket; the batch order is shuffled.
     Without, the pairs are shuffled and cut in order.
     """
 
@@ -162,8 +163,9 @@ class BatchSampler:
         self.seed = int(seed)
         self.world_size = max(1, int(world_size))
         self.rank = int(rank)
-        self._src_bucket = (data.source_lengths() + 1 + self.bucket_width - 1) // self.bucket_width
-        self._trg_bucket = (data.target_lengths() + 1 + self.bucket_width - 1) // self.bucket_width
+        self._src_len = data.source_lengths()
+        self._trg_len = data.target_lengths()
+        self._trg_bucket = (self._trg_len + 1 + self.bucket_width - 1) // self.bucket_width
         self.size = len(data)
 
     def _all_batches(self, epoch: int) -> list[np.ndarray]:
@@ -171,7 +173,9 @@ class BatchSampler:
         perm = rng.permutation(self.size)
         if not self.bucketing:
             return [perm[i:i + self.batch_size] for i in range(0, self.size, self.batch_size)]
-        order = perm[np.lexsort((self._src_bucket[perm], self._trg_bucket[perm]))]
+        # inside a bucket, neighbours have (nearly) the same lengths: little padding; ties keep the
+        # random order, so the batches' composition still changes from epoch to epoch
+        order = perm[np.lexsort((self._src_len[perm], self._trg_len[perm], self._trg_bucket[perm]))]
         buckets = self._trg_bucket[order]
         batches: list[np.ndarray] = []
         starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])

@@ -94,7 +94,7 @@ class RNNDecoder(nn.Module):
         return y, new
 
     def _run(self, emb: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
-        """Decoder over ``(B, T, E)`` embeddings: logits ``(B, T, V)``, new state, weights ``(B, T, S)``."""
+        """Decoder over ``(B, T, E)`` embeddings: output-layer input ``(B, T, H)``, new state, weights."""
         keys = enc.cache.get("keys")
         if keys is None:
             keys = self.attention.precompute(enc.memory)
@@ -115,17 +115,19 @@ class RNNDecoder(nn.Module):
         if context is None:
             context, weights = self.attention(x, keys, enc.values, enc.mask, enc.lengths)
         hidden = torch.tanh(self.output_hidden(torch.cat([self.hidden_dropout(x), context], dim=-1)))
-        logits = self.output(self.hidden_dropout(hidden))
-        return logits, torch.stack(new_states), weights
+        return self.hidden_dropout(hidden), torch.stack(new_states), weights
 
-    def forward(self, enc: EncoderOutput, trg_in: Tensor) -> tuple[Tensor, Tensor]:
-        """Teacher forcing over ``trg_in`` ``(B, T)``: logits ``(B, T, V)``, weights ``(B, T, S)``."""
+    def forward(self, enc: EncoderOutput, trg_in: Tensor, select: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Teacher forcing over ``trg_in`` ``(B, T)``: logits ``(B, T, V)`` -- or ``(N, V)`` for the
+        positions where the boolean ``select`` ``(B, T)`` is True -- and weights ``(B, T, S)``."""
         state = self.init_state(enc)
-        logits, _, weights = self._run(self.embed_dropout(self.embed(trg_in)), state, enc)
-        return logits, weights
+        hidden, _, weights = self._run(self.embed_dropout(self.embed(trg_in)), state, enc)
+        if select is not None:
+            hidden = hidden[select]       # the vocabulary projection only where there is a target
+        return self.output(hidden), weights
 
     def step(self, prev: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
         """One position: ``prev`` ``(B,)`` -> logits ``(B, V)``, new state, weights ``(B, S)``."""
         emb = self.embed_dropout(self.embed(prev.unsqueeze(1)))
-        logits, state, weights = self._run(emb, state, enc)
-        return logits[:, 0], state, weights[:, 0]
+        hidden, state, weights = self._run(emb, state, enc)
+        return self.output(hidden[:, 0]), state, weights[:, 0]

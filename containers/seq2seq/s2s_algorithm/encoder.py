@@ -1,9 +1,11 @@
 """The RNN encoder and the encoder output shared by every decoder.
 
-The first layer is bidirectional (``rnn_num_hidden / 2`` units per direction) and runs over packed
-sequences so padding never reaches the backward direction; further layers are unidirectional
-(``rnn_num_hidden`` units), with residual connections from ``rnn_first_residual_layer`` on when
-``rnn_residual_connections`` is set. Each layer is one fused cuDNN/oneDNN call over the whole batch.
+The first layer is bidirectional (``rnn_num_hidden / 2`` units per direction); further layers are
+unidirectional (``rnn_num_hidden`` units), with residual connections from ``rnn_first_residual_layer``
+on when ``rnn_residual_connections`` is set. Every RNN call is one fused cuDNN/oneDNN call over the
+padded batch: the backward direction runs forward over each sentence reversed within its own length
+(padding stays at the end, where a left-to-right RNN never reads it), which avoids packed sequences
+and their slow step-by-step fallback on CPUs.
 """
 from __future__ import annotations
 
@@ -12,13 +14,12 @@ from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import ModelConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EncoderOutput", "RNNEncoder", "rnn_class", "gather_last"]
+__all__ = ["EncoderOutput", "RNNEncoder", "rnn_class", "gather_last", "reverse_padded"]
 
 
 @dataclass
@@ -59,6 +60,15 @@ def gather_last(x: Tensor, lengths: Tensor) -> Tensor:
     return x[torch.arange(x.shape[0], device=x.device), idx]
 
 
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each row of a batch-first ``(B, S, D)`` tensor within its length; padding stays put."""
+    steps = x.shape[1]
+    pos = torch.arange(steps, device=x.device)[None, :]
+    rev = lengths.to(x.device)[:, None] - 1 - pos
+    index = torch.where(rev >= 0, rev, pos)
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+
+
 class RNNEncoder(nn.Module):
     """Embedding, a bidirectional first layer, unidirectional upper layers."""
 
@@ -71,8 +81,10 @@ class RNNEncoder(nn.Module):
         hidden = cfg.rnn_num_hidden
         self.embed = nn.Embedding(cfg.src_vocab_size, cfg.num_embed_source, padding_idx=0)
         self.embed_dropout = nn.Dropout(cfg.embed_dropout_source)
-        self.layers = nn.ModuleList([rnn(cfg.num_embed_source, hidden // 2, batch_first=True,
-                                         bidirectional=True)])
+        # layer 1: the two directions of the bidirectional layer
+        self.forward_rnn = rnn(cfg.num_embed_source, hidden // 2, batch_first=True)
+        self.backward_rnn = rnn(cfg.num_embed_source, hidden // 2, batch_first=True)
+        self.layers = nn.ModuleList()     # layers 2.. (unidirectional)
         for _ in range(1, cfg.num_layers_encoder):
             self.layers.append(rnn(hidden, hidden, batch_first=True))
         self.residual_from = cfg.rnn_first_residual_layer if cfg.rnn_residual_connections else None
@@ -82,19 +94,18 @@ class RNNEncoder(nn.Module):
         """``src`` ``(B, S)`` token ids (padded with 0), ``src_lengths`` ``(B,)`` (>= 1)."""
         steps = src.shape[1]
         x = self.embed_dropout(self.embed(src))
-        lengths_cpu = src_lengths.detach().to("cpu", torch.int64)
-        packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
-        out, h_n = self.layers[0](packed)
-        x, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
-        if isinstance(h_n, tuple):  # LSTM: (h, c)
-            h_n = h_n[0]
-        final = torch.cat([h_n[0], h_n[1]], dim=-1)           # forward and backward final states
-        for number, layer in enumerate(self.layers[1:], start=2):
-            # causal: padding after the end never reaches a real position, so no packing needed
+        lengths = src_lengths.to(src.device)
+        fwd, _ = self.forward_rnn(x)
+        bwd_reversed, _ = self.backward_rnn(reverse_padded(x, lengths))
+        x = torch.cat([fwd, reverse_padded(bwd_reversed, lengths)], dim=-1)
+        # forward direction's state after the last token, backward direction's after the first
+        final = torch.cat([gather_last(fwd, lengths), gather_last(bwd_reversed, lengths)], dim=-1)
+        for number, layer in enumerate(self.layers, start=2):
+            # causal: padding after the end never reaches a real position
             y, _ = layer(x)
             x = y + x if self.residual_from is not None and number >= self.residual_from else y
-        mask = torch.arange(steps, device=src.device)[None, :] < src_lengths.to(src.device)[:, None]
+        mask = torch.arange(steps, device=src.device)[None, :] < lengths[:, None]
         x = x * mask.unsqueeze(-1).to(x.dtype)
-        if len(self.layers) > 1:
-            final = gather_last(x, src_lengths)
-        return EncoderOutput(memory=x, values=x, mask=mask, lengths=src_lengths.to(src.device), final=final)
+        if len(self.layers) > 0:
+            final = gather_last(x, lengths)
+        return EncoderOutput(memory=x, values=x, mask=mask, lengths=lengths, final=final)

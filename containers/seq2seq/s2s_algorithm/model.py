@@ -50,9 +50,14 @@ class Seq2Seq(nn.Module):
         """Encode ``src`` ``(B, S)`` and cache what every decoding step reuses."""
         return self.decoder.prepare(self.encoder(src, src_lengths))
 
-    def forward(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor) -> tuple[Tensor, Tensor]:
-        """Teacher-forced logits ``(B, T, V)`` and attention weights ``(B, T, S)``."""
-        return self.decoder(self.encode(src, src_lengths), trg_in)
+    def forward(self, src: Tensor, src_lengths: Tensor, trg_in: Tensor,
+                select: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Teacher-forced logits ``(B, T, V)`` and attention weights ``(B, T, S)``.
+
+        With a boolean ``select`` ``(B, T)`` (e.g. the non-padding target positions) the logits are
+        ``(N, V)`` for the selected positions only, which skips the vocabulary projection of padding.
+        """
+        return self.decoder(self.encode(src, src_lengths), trg_in, select)
 
     def init_state(self, enc: EncoderOutput) -> Tensor:
         return self.decoder.init_state(enc)

@@ -133,13 +133,13 @@ def evaluate(model: Seq2Seq, data: ParallelData, hp: Any, trg_tokens: list[str],
     nll = correct = tokens = 0.0
     for batch in iter_eval_batches(data, hp.batch_size):
         batch = batch.to(device)
-        logits, _ = model(batch.src, batch.src_lengths, batch.trg_in)
+        select = batch.trg_out != PAD_ID
+        logits, _ = model(batch.src, batch.src_lengths, batch.trg_in, select)
         logits = logits.float()
-        mask = batch.trg_out != PAD_ID
-        nll += float(F.cross_entropy(logits.view(-1, logits.shape[-1]), batch.trg_out.view(-1),
-                                     ignore_index=PAD_ID, reduction="sum"))
-        correct += float(((logits.argmax(-1) == batch.trg_out) & mask).sum())
-        tokens += float(mask.sum())
+        target = batch.trg_out[select]
+        nll += float(F.cross_entropy(logits, target, reduction="sum"))
+        correct += float((logits.argmax(-1) == target).sum())
+        tokens += float(target.numel())
     result = {"perplexity": math.exp(min(nll / max(tokens, 1.0), 100.0)), "accuracy": correct / max(tokens, 1.0)}
     n = len(data) if bleu_sample_size < 0 else min(bleu_sample_size, len(data))
     if n > 0:
@@ -290,13 +290,14 @@ class Trainer:
     def _train_step(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         module = self.ddp if self.ddp is not None else self.model
         batch = batch.to(self.device)
+        select = batch.trg_out != PAD_ID
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
-            logits, _ = module(batch.src, batch.src_lengths, batch.trg_in)
-        logits = logits.float().view(-1, logits.shape[-1])
-        target = batch.trg_out.view(-1)
+            logits, _ = module(batch.src, batch.src_lengths, batch.trg_in, select)
+        logits = logits.float()
+        target = batch.trg_out[select]
         ntok = batch.num_tokens
-        loss = F.cross_entropy(logits, target, ignore_index=PAD_ID, reduction="sum",
+        loss = F.cross_entropy(logits, target, reduction="sum",
                                label_smoothing=float(self.hp.label_smoothing)) / ntok
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -306,10 +307,9 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         with torch.no_grad():
-            mask = target != PAD_ID
             nll = (loss.detach() * ntok if not self.hp.label_smoothing else
-                   F.cross_entropy(logits, target, ignore_index=PAD_ID, reduction="sum"))
-            correct = ((logits.argmax(-1) == target) & mask).sum()
+                   F.cross_entropy(logits, target, reduction="sum"))
+            correct = (logits.argmax(-1) == target).sum()
         return nll.detach(), correct, torch.tensor(ntok)
 
     def run(self) -> None:
