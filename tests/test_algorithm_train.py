@@ -128,6 +128,14 @@ def test_data_parallel_over_two_cpu_processes(tmp_path):
     assert (root / "model" / "model.pt").is_file()
 
 
+def test_resuming_with_a_different_model_fails_clearly(tmp_path):
+    root = write_ml_tree(tmp_path, {**QUICK, "max_num_batches": "3"})
+    assert run_train(root).returncode == 0
+    (root / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({**QUICK, "max_num_batches": "6", "rnn_num_hidden": "32"}))
+    _fails(root, "different model", "rnn_num_hidden=64 there, 32 now", "new checkpoint location")
+
+
 # -- failures ----------------------------------------------------------------------------------------
 def _fails(root: Path, *expected: str) -> str:
     proc = run_train(root, timeout=120)

@@ -210,6 +210,14 @@ class Trainer:
         except Exception as e:  # a damaged checkpoint must not end a job that can start over
             logger.warning("cannot read checkpoint %s (%s): starting from scratch", path, e)
             return
+        saved = ckpt.get("model_config") or {}
+        differs = sorted(k for k, v in self.cfg.to_dict().items() if k in saved and saved[k] != v)
+        if differs:
+            raise InputError(
+                f"The checkpoint {path} was written by a job with a different model: "
+                + ", ".join(f"{k}={saved[k]!r} there, {getattr(self.cfg, k)!r} now" for k in differs)
+                + ". Resume with the same hyperparameters and data, or give the job a new checkpoint "
+                "location (an empty /opt/ml/checkpoints) to start over.")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -236,7 +244,7 @@ class Trainer:
         save_torch({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-                    "state": asdict(self.state), "rng": rng,
+                    "state": asdict(self.state), "rng": rng, "model_config": self.cfg.to_dict(),
                     "hyperparameters": self.hp.to_strings(include_defaults=True)},
                    self.checkpoint_dir / TRAINING_STATE)
 
