@@ -128,6 +128,41 @@ def test_data_parallel_over_two_cpu_processes(tmp_path):
     assert (root / "model" / "model.pt").is_file()
 
 
+def test_sigterm_saves_the_state_and_a_restart_resumes_there(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = write_ml_tree(tmp_path, {**QUICK, "max_num_batches": "100000", "checkpoint_frequency_num_batches": "5"})
+    env = {**os.environ, "S2S_ML_ROOT": str(root), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "s2s_algorithm.train"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("checkpoint 2 "):
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(lines) + rest
+    saved = torch.load(root / "checkpoints" / "training_state.pt", weights_only=False)["state"]
+    assert f"training state saved at step {saved['step']}" in rest
+    assert saved["step"] >= 10
+    assert (root / "model" / "model.pt").is_file()
+
+    (root / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({**QUICK, "max_num_batches": str(saved["step"] + 3)}))
+    again = run_train(root)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"step {saved['step']}," in again.stdout
+    assert f"training finished at step {saved['step'] + 3}" in again.stdout
+
+
 def test_resuming_with_a_different_model_fails_clearly(tmp_path):
     root = write_ml_tree(tmp_path, {**QUICK, "max_num_batches": "3"})
     assert run_train(root).returncode == 0

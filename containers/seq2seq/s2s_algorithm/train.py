@@ -7,7 +7,8 @@ updates evaluates on the validation set (perplexity, accuracy, BLEU), checkpoint
 ``checkpoint_threshold`` checkpoints without improvement (not before ``min_num_epochs``), or at
 ``max_num_batches`` / ``max_num_epochs``; evaluates and checkpoints once more at the end; writes the
 best model to ``/opt/ml/model``. A restart with ``checkpoints/training_state.pt`` present resumes
-where it stopped. On failure one paragraph goes to ``/opt/ml/output/failure`` and the exit code is
+where it stopped. SIGTERM (StopTrainingJob, a spot interruption) ends training after the current
+update, saving the training state and the best model so far. On failure one paragraph goes to ``/opt/ml/output/failure`` and the exit code is
 non-zero (2 for bad input, 1 otherwise).
 
 Run outside a container with ``S2S_ML_ROOT=/some/dir s2s-train``.
@@ -18,6 +19,7 @@ import logging
 import math
 import os
 import random
+import signal
 import sys
 import time
 import traceback
@@ -48,6 +50,14 @@ logger = logging.getLogger(__name__)
 __all__ = ["main", "TrainState", "evaluate", "write_failure"]
 
 _MAXIMIZE = {"accuracy": True, "bleu": True, "perplexity": False}
+
+#: set by SIGTERM (SageMaker's StopTrainingJob, spot interruption): stop after the current update
+_STOP_REQUESTED = False
+
+
+def _request_stop(signum: int, frame: Any) -> None:  # noqa: ARG001
+    global _STOP_REQUESTED
+    _STOP_REQUESTED = True
 
 
 @dataclass
@@ -320,6 +330,14 @@ class Trainer:
             correct = (logits.argmax(-1) == target).sum()
         return nll.detach(), correct, torch.tensor(ntok)
 
+    def _stop_requested(self) -> bool:
+        """Whether any process got SIGTERM (all processes agree, so they stop at the same update)."""
+        if self.plan.world_size == 1:
+            return _STOP_REQUESTED
+        flag = torch.tensor([1.0 if _STOP_REQUESTED else 0.0], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
     def run(self) -> None:
         self._resume()
         st, hp = self.state, self.hp
@@ -330,7 +348,8 @@ class Trainer:
         tokens = 0
         t_log = time.time()
         self.model.train()
-        while not self._limits_reached():
+        stopped = False
+        while not stopped and not self._limits_reached():
             batches = self.sampler.epoch(st.epoch)
             while st.batch_in_epoch < len(batches) and not self._limits_reached():
                 batch = make_batch(self.train_data, batches[st.batch_in_epoch])
@@ -356,12 +375,24 @@ class Trainer:
                 if st.step % freq == 0:
                     self.checkpoint()
                     t_log = time.time()
+                if self._stop_requested():
+                    stopped = True
+                    break
             if st.batch_in_epoch >= len(batches):
                 st.epoch += 1
                 st.epochs_done += 1
                 st.batch_in_epoch = 0
                 if self.is_main:
                     print(f"epoch {st.epochs_done} done at step {st.step}", flush=True)
+        if stopped:
+            # no evaluation: save where we are (a restart resumes here) and the best model so far
+            if self.is_main:
+                self._save_state()
+                print(f"stop requested (SIGTERM): training state saved at step {st.step}; a restart "
+                      "with this checkpoint folder resumes from here", flush=True)
+                self.write_model()
+            distributed.barrier()
+            return
         if st.last_checkpoint_step != st.step:
             self.checkpoint()
         if self.is_main:
@@ -388,6 +419,7 @@ def _worker(local_rank: int, plan: distributed.WorldPlan, root: str, hp_strings:
 
     paths = MLPaths(root)
     hp = Hyperparameters.from_strings(hp_strings)
+    signal.signal(signal.SIGTERM, _request_stop)
     if plan.procs_per_host > 1:   # a spawned process starts with logging unconfigured
         _configure_logging()
     try:
@@ -400,6 +432,17 @@ def _worker(local_rank: int, plan: distributed.WorldPlan, root: str, hp_strings:
         if plan.procs_per_host > 1:   # the parent only sees a traceback: say it here
             write_failure(paths, str(e))
         raise
+
+
+def _forward_sigterm(signum: int, frame: Any) -> None:  # noqa: ARG001
+    """In the parent of the training processes: pass SIGTERM on, so they save and stop together."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        try:
+            os.kill(child.pid, signal.SIGTERM)
+        except (OSError, TypeError):
+            pass
 
 
 def _configure_logging() -> None:
@@ -426,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         paths.model_dir.mkdir(parents=True, exist_ok=True)
         print(f"s2s-train: root {paths.root}; hosts {plan.hosts} (this: {plan.current_host}); "
               f"{plan.procs_per_host} process(es) per host; hyperparameters {hp.to_strings()}", flush=True)
+        if plan.procs_per_host > 1:
+            signal.signal(signal.SIGTERM, _forward_sigterm)
         distributed.spawn(_worker, plan, str(paths.root), hp.to_strings(include_defaults=True))
         return 0
     except S2SError as e:
