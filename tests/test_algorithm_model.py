@@ -159,7 +159,7 @@ def test_xavier_bounds_follow_the_factor_type(factor, expected_fan):
     bound = (3.0 / expected_fan) ** 0.5
     assert float(lin.weight.detach().abs().max()) <= bound
     assert float(lin.weight.detach().abs().max()) > 0.8 * bound
-    assert float(lin.bias.abs().max()) == 0.0
+    assert float(lin.bias.detach().abs().max()) == 0.0
 
 
 def test_uniform_init_uses_the_scale():
