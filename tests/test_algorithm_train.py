@@ -88,6 +88,31 @@ def test_translator_text_interface_and_attention_matrix(tmp_path):
     assert tr.translate_ids([[5, 6, 7]], beam_size=1)[0].ids == [7, 6, 5]
 
 
+# -- stopping rules and precision ------------------------------------------------------------------
+FROZEN = {**QUICK, "optimized_metric": "accuracy", "learning_rate": "1e-12", "checkpoint_frequency_num_batches": "3",
+          "checkpoint_threshold": "2", "max_num_batches": "60"}
+
+
+@pytest.mark.parametrize("min_epochs,stop_step", [("0", 9), ("3", 15)])
+def test_early_stopping_after_threshold_checkpoints_respecting_min_epochs(tmp_path, min_epochs, stop_step):
+    # accuracy cannot move with a 1e-12 learning rate: checkpoints 2 and 3 bring no improvement;
+    # 100 pairs make 4 batches per epoch, so 3 epochs end at step 12
+    root = write_ml_tree(tmp_path, {**FROZEN, "min_num_epochs": min_epochs}, train=reverse_pairs(100, 1))
+    proc = run_train(root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"training finished at step {stop_step} (early stopping)" in proc.stdout, proc.stdout[-1500:]
+
+
+def test_max_num_epochs_and_bf16_autocast(tmp_path):
+    hp = {**QUICK, "max_num_batches": "-1", "max_num_epochs": "2", "mixed_precision": "bf16"}
+    root = write_ml_tree(tmp_path, hp, train=reverse_pairs(100, 1))
+    proc = run_train(root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "autocast torch.bfloat16" in proc.stdout
+    assert "training finished at step 8 (max_num_epochs)" in proc.stdout, proc.stdout[-1500:]
+    assert (root / "model" / "model.pt").is_file()
+
+
 # -- resume -----------------------------------------------------------------------------------------
 def test_restart_resumes_from_the_saved_step_and_matches_an_uninterrupted_run(tmp_path):
     hp = {**QUICK, "max_num_batches": "14", "checkpoint_frequency_num_batches": "7"}
