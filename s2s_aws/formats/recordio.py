@@ -134,14 +134,20 @@ class RecordIOWriter:
             self.abort()
 
 
+#: most bytes asked of a stream in one read: a header may claim up to 512 MiB, and a buffered
+#: file's ``read(n)`` allocates ``n`` bytes before reading, so large records are read in pieces and
+#: memory grows only with the bytes that really follow
+_READ_CHUNK = 16 * 1024 * 1024
+
+
 def _read_exact(f: BinaryIO, n: int) -> bytes:
-    data = f.read(n)
+    data = f.read(min(n, _READ_CHUNK))
     if len(data) == n or not data:
         return data
     chunks = [data]
     got = len(data)
     while got < n:
-        more = f.read(n - got)
+        more = f.read(min(n - got, _READ_CHUNK))
         if not more:
             break
         chunks.append(more)
