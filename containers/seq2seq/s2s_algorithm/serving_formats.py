@@ -169,6 +169,12 @@ def _load_json(text: str, where: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise RequestError(400, f"{where} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise RequestError(400, f"{where} is nested too deeply to parse; send flat JSON objects "
+                                "as the content type's format describes") from None
+    except ValueError as e:  # e.g. an integer literal past Python's digit limit
+        raise RequestError(400, f"{where} holds a value that cannot be read ({e}); send strings "
+                                "for sentences") from None
 
 
 def _decode_utf8(body: bytes) -> str:
@@ -206,7 +212,10 @@ def _parse_json(body: bytes) -> list[Item]:
 
 def _parse_jsonlines(body: bytes) -> list[Item]:
     items = []
-    for lineno, line in enumerate(_decode_utf8(body).splitlines(), start=1):
+    # split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and other characters that a
+    # JSON string may hold unescaped, which would cut a valid line in two
+    for lineno, line in enumerate(_decode_utf8(body).split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue  # blank lines (a trailing newline, separators) are not records
         where = f"line {lineno}"
