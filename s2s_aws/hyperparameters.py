@@ -185,7 +185,10 @@ class HyperparameterSpec:
                 raise self._error(value, _did_you_mean(low, self.choices))
             if self.kind == "int":
                 if _INT_RE.fullmatch(text):
-                    return int(text)
+                    try:
+                        return int(text)
+                    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+                        raise self._error(value, "the number has too many digits") from None
                 hint = "write a whole number such as 32" if _FLOAT_RE.fullmatch(text) else ""
                 raise self._error(value, hint)
             if _FLOAT_RE.fullmatch(text):  # float
