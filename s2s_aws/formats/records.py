@@ -112,9 +112,9 @@ def decode_features(payload: bytes, name: str | None = None) -> dict[str, list[i
     """Return every int32-tensor feature of a Record payload as ``{key: ids}``."""
     record = _parse(payload, name)
     out: dict[str, list[int]] = {}
-    for key in sorted(record.features):
+    for key in sorted(record.features, key=str):  # keys that are not UTF-8 arrive as bytes
         value = record.features[key]
-        if value.WhichOneof("value") == "int32_tensor":
+        if isinstance(key, str) and value.WhichOneof("value") == "int32_tensor":
             out[key] = list(value.int32_tensor.values)
     return out
 
@@ -127,7 +127,8 @@ def decode_ids(payload: bytes, key: str, name: str | None = None) -> list[int]:
     """
     record = _parse(payload, name)
     if key not in record.features:
-        have = ", ".join(sorted(record.features)) or "none"
+        # a proto2 string key that is not valid UTF-8 comes back as bytes (upb): show it with repr
+        have = ", ".join(sorted(k if isinstance(k, str) else repr(k) for k in record.features)) or "none"
         raise FormatError(f"the record has no feature {key!r} (features: {have}); each record needs "
                           f"features[{key!r}].int32_tensor with token ids", path=name)
     value = record.features[key]
