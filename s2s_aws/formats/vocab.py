@@ -131,6 +131,12 @@ def load_vocab(path: str | os.PathLike) -> dict[str, int]:
     except json.JSONDecodeError as e:
         raise FormatError(f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); a vocabulary is a "
                           "JSON object {token: id}", path=label) from None
+    except RecursionError:
+        raise FormatError("JSON nested too deeply to read; a vocabulary is a flat JSON object {token: id}",
+                          path=label) from None
+    except ValueError as e:  # e.g. an integer literal past Python's digit limit
+        raise FormatError(f"JSON holds a value that cannot be read ({e}); a vocabulary is a JSON object "
+                          "{token: id} with small integer ids", path=label) from None
     return validate_vocab(v, name=label)
 
 
