@@ -22,16 +22,31 @@ __all__ = ["build_optimizer", "LRScheduler"]
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], hp: Any) -> torch.optim.Optimizer:
-    """``optimizer_type`` adam / sgd (``momentum``) / rmsprop with ``learning_rate`` and ``weight_decay``."""
+    """``optimizer_type`` adam / sgd (``momentum``) / rmsprop with ``learning_rate`` and ``weight_decay``.
+
+    Adam and SGD use torch's fused single-kernel implementation where the build supports it (CPU and
+    CUDA since torch 2.4; several times faster than the per-tensor loop), else the default one.
+    """
     lr, wd = float(hp.learning_rate), float(hp.weight_decay)
     kind = hp.optimizer_type
+    params = list(params)
     if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return _fused_if_possible(torch.optim.Adam, params, lr=lr, weight_decay=wd)
     if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(hp.momentum or 0.0), weight_decay=wd)
+        return _fused_if_possible(torch.optim.SGD, params, lr=lr, momentum=float(hp.momentum or 0.0),
+                                  weight_decay=wd)
     if kind == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=wd)
     raise ValueError(f"unknown optimizer_type {kind!r}; allowed: adam, sgd, rmsprop")
+
+
+def _fused_if_possible(cls: type[torch.optim.Optimizer], params: list[torch.nn.Parameter],
+                       **kwargs: Any) -> torch.optim.Optimizer:
+    try:
+        return cls(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError) as e:   # older torch, unsupported device or dtype
+        logger.info("fused %s not available (%s): using the default implementation", cls.__name__, e)
+        return cls(params, **kwargs)
 
 
 class LRScheduler:
