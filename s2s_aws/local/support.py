@@ -156,8 +156,14 @@ class LogShipper:
 
 
 def start_process(argv: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
-    """Start a child in its own process group, stdout and stderr merged into one text pipe."""
-    return subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    """Start a child in its own process group, stdout and stderr merged into one text pipe.
+
+    The program runs under :mod:`s2s_aws.local.child`, which stops the group when this process
+    disappears (even by SIGKILL), so no train/serve program outlives the stack that started it.
+    """
+    from .child import wrap_argv
+
+    return subprocess.Popen(wrap_argv(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace",
                             bufsize=1, start_new_session=True)
 
