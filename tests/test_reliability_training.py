@@ -1,0 +1,110 @@
+"""Training under faults (issue #9): ``s2s-train`` SIGKILLed at a random point after its first
+checkpoint, then started again on the same ``/opt/ml`` tree (what managed spot training does).
+
+Promises checked: the restart resumes from the last checkpoint (it says so and at which step); at
+most one checkpoint interval of work is lost; the final model equals the one of an uninterrupted
+run with the same seed (resume restores model, optimizer, scheduler, data position and RNG).
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from algo_utils import REPO, reverse_pairs, run_train, write_ml_tree
+
+pytestmark = pytest.mark.slow
+
+FREQ = 15
+HP = {
+    "num_embed_source": "16", "num_embed_target": "16", "rnn_num_hidden": "32",
+    "rnn_attention_num_hidden": "16", "batch_size": "16", "learning_rate": "0.01",
+    "checkpoint_frequency_num_batches": str(FREQ), "max_num_batches": "75", "max_seq_len_source": "10",
+    "max_seq_len_target": "10", "checkpoint_threshold": "100", "seed": "11", "bleu_sample_size": "0",
+}
+STEP_RE = re.compile(r"checkpoint \d+ at step (\d+)")
+RESUME_RE = re.compile(r"resuming from checkpoint .*?: step (\d+)")
+
+
+def _tree(root: Path) -> Path:
+    return write_ml_tree(root, HP, train=reverse_pairs(600, 5), validation=reverse_pairs(40, 6))
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"S2S_ML_ROOT": str(root), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def _state_dict(model_dir: Path):
+    import torch
+
+    return torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    root = _tree(tmp_path_factory.mktemp("uninterrupted"))
+    proc = run_train(root)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return root
+
+
+def test_sigkill_after_a_checkpoint_then_restart_resumes_and_matches(tmp_path, reference):
+    root = _tree(tmp_path / "ml")
+    state = root / "checkpoints" / "training_state.pt"
+    code = "import sys; from s2s_algorithm.train import main; sys.exit(main())"
+    out_path = tmp_path / "killed.out"
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", code], env=_env(root), cwd=str(REPO), stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 240
+            while not state.exists():
+                assert proc.poll() is None, out_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, "no checkpoint within 240 s"
+                time.sleep(0.05)
+            time.sleep(random.Random(os.getpid()).uniform(0.0, 1.5))  # a random point after it
+            proc.kill()
+        finally:
+            proc.kill()
+            proc.wait(30)
+    killed_log = out_path.read_text()
+    assert proc.returncode == -9
+    assert not (root / "model" / "model.pt").exists(), "killed before the end: no final model yet"
+    printed = [int(s) for s in STEP_RE.findall(killed_log)]
+
+    again = run_train(root)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    resumed = RESUME_RE.search(again.stdout)
+    assert resumed, "the restart did not resume:\n" + again.stdout[:2000]
+    step = int(resumed.group(1))
+    assert step > 0 and step % FREQ == 0
+    # nothing before the last checkpoint the killed run reported is redone, and a checkpoint comes
+    # every FREQ updates, so at most one interval of work was lost
+    assert not printed or step >= max(printed)
+    assert step <= (max(printed) if printed else step) + FREQ
+
+    import torch
+
+    ref, got = _state_dict(reference / "model"), _state_dict(root / "model")
+    assert ref.keys() == got.keys()
+    for name in ref:
+        assert torch.allclose(ref[name], got[name], rtol=1e-4, atol=1e-5), name
+
+
+def test_damaged_checkpoint_starts_over_instead_of_failing(tmp_path):
+    """A checkpoint cut short (a crash mid-write without the atomic rename) does not end the job."""
+    root = _tree(tmp_path / "ml")
+    (root / "checkpoints").mkdir(parents=True)
+    (root / "checkpoints" / "training_state.pt").write_bytes(b"PK\x03\x04 half a zip file")
+    proc = run_train(root)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "starting from scratch" in proc.stdout + proc.stderr
+    assert (root / "model" / "model.pt").is_file()
