@@ -193,6 +193,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _loggable(header: str | None, limit: int = 64) -> str:
+    """A client-supplied header value fit for the log: quoted, at most ``limit`` characters."""
+    if header is None:
+        return "(none)"
+    return repr(header[:limit]) + ("..." if len(header) > limit else "")
+
+
 def _too_large_message(size: int, limit: int) -> str:
     return (f"request body is larger than the {limit / MIB:g} MB limit (at least {size} bytes); "
             f"send fewer sentences per request (batch transform: MaxPayloadInMB={limit // MIB})")
@@ -270,8 +277,8 @@ def create_app(translators: Any = None, *, loader: Callable[[], Sequence[Any]] |
             items = parse_request(content_type, body, src_vocab_size=state.src_vocab_size)
             accept = negotiate_accept(request.headers.get("accept"), default=media or "")
         except RequestError as e:
-            logger.info("answered %d to a %s request of %s bytes", e.status, content_type,
-                        request.headers.get("content-length", "?"))
+            logger.info("answered %d to a %s request of %s bytes", e.status, _loggable(content_type),
+                        _loggable(request.headers.get("content-length", "?")))
             logger.debug("%d: %s", e.status, e.message)
             return _error(e.status, e.message)
         logger.debug("%s request: %d bytes, %d sentences, answer as %s", media, len(body), len(items), accept)
