@@ -118,6 +118,7 @@ class LoadResult:
     rss_end: int = 0
     rss_peak: int = 0
     errors: list[str] = field(default_factory=list)
+    rss_samples: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (seconds, bytes)
 
     def percentile(self, p: float) -> float:
         data = sorted(self.latencies_ms)
@@ -134,7 +135,9 @@ class LoadResult:
             "p99_ms": round(self.percentile(99), 1), "max_ms": round(max(self.latencies_ms, default=0.0), 1),
             "rss_start_mib": round(self.rss_start / 2**20, 1), "rss_end_mib": round(self.rss_end / 2**20, 1),
             "rss_peak_mib": round(self.rss_peak / 2**20, 1), "first_errors": self.errors[:5],
+            "rss_timeline_mib": [(round(t), round(b / 2**20, 1)) for t, b in self.rss_samples],
         })
+        out.pop("rss_samples", None)
         return out
 
 
@@ -198,14 +201,22 @@ def run_load(url: str, pid: int, sentences: list[str], answers: dict[str, str], 
     start_gate.wait()
     result.rss_start = result.rss_peak = rss_bytes(pid)
     t0 = time.monotonic()
+    result.rss_samples.append((0.0, result.rss_start))
+    next_sample = 10.0
     while any(t.is_alive() for t in threads):
-        if seconds is not None and time.monotonic() - t0 >= seconds:
+        elapsed = time.monotonic() - t0
+        if seconds is not None and elapsed >= seconds:
             stop.set()
-        result.rss_peak = max(result.rss_peak, rss_bytes(pid))
+        rss = rss_bytes(pid)
+        result.rss_peak = max(result.rss_peak, rss)
+        if elapsed >= next_sample:
+            result.rss_samples.append((elapsed, rss))
+            next_sample += 10.0
         for t in threads:
             t.join(timeout=1.0 / len(threads))
     result.seconds = time.monotonic() - t0
     result.rss_end = rss_bytes(pid)
+    result.rss_samples.append((result.seconds, result.rss_end))
     result.rss_peak = max(result.rss_peak, result.rss_end)
     return result
 
