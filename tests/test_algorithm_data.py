@@ -52,6 +52,31 @@ def test_ranks_get_disjoint_batches_of_equal_count():
     assert not set(np.concatenate(a).tolist()) & set(np.concatenate(b).tolist())
 
 
+def test_limit_gives_shards_of_different_size_the_same_number_of_steps():
+    # ShardedByS3Key: hosts hold shards of different sizes; DDP needs the same step count everywhere
+    small = BatchSampler(_data(100, seed=1), 16, seed=3)
+    large = BatchSampler(_data(300, seed=2), 16, seed=3)
+    assert len(small) < len(large)
+    large.limit = len(small)
+    for epoch in (0, 1):
+        assert len(large.epoch(epoch)) == len(small.epoch(epoch))
+    assert len(np.unique(np.concatenate(large.epoch(0)))) == sum(len(b) for b in large.epoch(0))
+
+
+def test_train_distribution_is_read_from_inputdataconfig(tmp_path):
+    import json
+
+    from s2s_algorithm.train import _train_distribution
+
+    paths = MLPaths(tmp_path)
+    assert _train_distribution(paths) == "FullyReplicated"
+    paths.config_dir.mkdir(parents=True)
+    paths.inputdataconfig_file.write_text(json.dumps({
+        "train": {"TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key"},
+        "validation": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}}))
+    assert _train_distribution(paths) == "ShardedByS3Key"
+
+
 def test_make_batch_adds_bos_eos_and_pads():
     data = ParallelData([np.array([5, 6], np.int32), np.array([], np.int32)],
                         [np.array([7], np.int32), np.array([8, 9, 10], np.int32)])

@@ -167,6 +167,9 @@ class BatchSampler:
         self._trg_len = data.target_lengths()
         self._trg_bucket = (self._trg_len + 1 + self.bucket_width - 1) // self.bucket_width
         self.size = len(data)
+        #: when set, every epoch yields exactly this many batches (processes whose data differ in
+        #: size, e.g. ShardedByS3Key, must still take the same number of steps under DDP)
+        self.limit: int | None = None
 
     def _all_batches(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, int(epoch)])
@@ -188,6 +191,8 @@ class BatchSampler:
         """This process's batches for ``epoch`` (every process gets the same number)."""
         batches = self._all_batches(epoch)
         per_rank = max(1, len(batches) // self.world_size)
+        if self.limit is not None:
+            per_rank = min(per_rank, max(1, int(self.limit)))
         return [batches[(i * self.world_size + self.rank) % len(batches)] for i in range(per_rank)]
 
     def __len__(self) -> int:

@@ -110,6 +110,14 @@ def _check_channels(paths: MLPaths) -> None:
                 "configuration (s2s-aws upload creates all three).")
 
 
+def _train_distribution(paths: MLPaths) -> str:
+    """The train channel's S3DataDistributionType ("FullyReplicated" when not stated)."""
+    if not paths.inputdataconfig_file.is_file():
+        return "FullyReplicated"
+    config = read_json(paths.inputdataconfig_file, "input data config").get("train") or {}
+    return str(config.get("S3DistributionType") or config.get("S3DataDistributionType") or "FullyReplicated")
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
@@ -196,9 +204,19 @@ class Trainer:
         self.scheduler = LRScheduler(self.optimizer, hp)
         self.amp_dtype = _autocast_dtype(hp.mixed_precision, device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        # FullyReplicated (the default): every host holds all the data and each process takes every
+        # world_size-th batch. ShardedByS3Key: each host holds its own shard, so only the processes
+        # of this host split it, and all processes agree on the shortest epoch (DDP needs equal steps).
+        sharded = _train_distribution(paths) == "ShardedByS3Key" and len(plan.hosts) > 1
         self.sampler = BatchSampler(self.train_data, hp.batch_size, bucket_width=hp.bucket_width,
                                     bucketing=hp.bucketing_enabled, seed=int(hp.seed),
-                                    world_size=plan.world_size, rank=rank)
+                                    world_size=plan.procs_per_host if sharded else plan.world_size,
+                                    rank=rank % plan.procs_per_host if sharded else rank)
+        if sharded:
+            steps = torch.tensor([len(self.sampler)], dtype=torch.long,
+                                 device=device if plan.backend == "nccl" else "cpu")
+            torch.distributed.all_reduce(steps, op=torch.distributed.ReduceOp.MIN)
+            self.sampler.limit = int(steps.item())
         self.state = TrainState()
         bleu = int(hp.bleu_sample_size)
         if bleu == 0 and hp.optimized_metric == "bleu":
