@@ -410,23 +410,6 @@ def _aws_options() -> argparse.ArgumentParser:
     return p
 
 
-def _global_options() -> argparse.ArgumentParser:
-    """The global options again, with suppressed defaults.
-
-    argparse copies a subparser's defaults over values parsed before the command, so
-    ``s2s-aws --json status X`` would lose ``--json`` if the subcommand re-declared the options
-    with real defaults. With SUPPRESS the options work on both sides of the command name.
-    """
-    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    g = p.add_argument_group("global options")
-    g.add_argument("--region", help="AWS region (default: from the environment/profile)")
-    g.add_argument("--profile", help="AWS named profile to use")
-    g.add_argument("--json", action="store_true", help="machine-readable JSON output (for CI)")
-    g.add_argument("-v", "--verbose", action="count", help="more log output (-vv for debug)")
-    g.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    return p
-
-
 def _wait_options(p: argparse.ArgumentParser, default_timeout: float | None = None) -> None:
     p.add_argument("--timeout", type=float, default=default_timeout, help="seconds to wait before giving up "
                    "(the resource keeps running)")
@@ -435,10 +418,9 @@ def _wait_options(p: argparse.ArgumentParser, default_timeout: float | None = No
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add the AWS commands to the ``s2s-aws`` parser.
 
-    ``parents`` (the global options) are re-declared with suppressed defaults, see :func:`_global_options`.
+    ``parents`` carries the global options (suppressed defaults, so they work on either side of the command).
     """
-    del parents
-    aws = [_global_options(), _aws_options()]
+    aws = [*parents, _aws_options()]
 
     p = subparsers.add_parser("upload", parents=aws, help="validate and upload a prep dir as the three channels")
     p.add_argument("directory", help="prep directory: train.rec, val.rec, vocab.src.json, vocab.trg.json")

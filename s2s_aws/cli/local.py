@@ -15,18 +15,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_STATE_DIR = "~/.s2s-aws/local"
 
 
-def _global_options() -> argparse.ArgumentParser:
-    """The global options with suppressed defaults, so they work before and after the command name."""
-    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    g = p.add_argument_group("global options")
-    g.add_argument("--region", help="AWS region the local stack reports (default us-east-1)")
-    g.add_argument("--profile", help="ignored in local mode")
-    g.add_argument("--json", action="store_true", help="machine-readable output")
-    g.add_argument("-v", "--verbose", action="count", help="more log output (-vv for debug)")
-    g.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    return p
-
-
 def cmd_local_up(args: argparse.Namespace) -> int:
     """Serve the local stack until SIGINT/SIGTERM, then stop every child process and save state."""
     import json
@@ -80,8 +68,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add ``local up`` and ``quickstart`` to the ``s2s-aws`` parser."""
-    del parents
-    common = [_global_options()]
+    common = list(parents)
     local = subparsers.add_parser("local", help="the embedded AWS (local mode)",
                                   description="Local mode: moto plus a SageMaker control plane that runs jobs here.")
     sub = local.add_subparsers(dest="local_command", metavar="COMMAND")

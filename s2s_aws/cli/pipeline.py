@@ -26,18 +26,6 @@ logger = logging.getLogger(__name__)
 _DEFAULT_PIPELINE = os.environ.get("S2S_PIPELINE_NAME", "s2s-dev-pipeline")
 
 
-def _global_options() -> argparse.ArgumentParser:
-    # Re-declared with suppressed defaults so global options work after the command name too.
-    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    g = p.add_argument_group("global options")
-    g.add_argument("--region", help="AWS region (default: from the environment/profile)")
-    g.add_argument("--profile", help="AWS named profile to use")
-    g.add_argument("--json", action="store_true", help="machine-readable JSON output (for CI)")
-    g.add_argument("-v", "--verbose", action="count", help="more log output (-vv for debug)")
-    g.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    return p
-
-
 def _sagemaker_client(args: argparse.Namespace) -> Any:
     import boto3
     import botocore.exceptions
@@ -196,8 +184,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add ``s2s-aws pipeline {definition,upsert,start,status}``."""
-    del parents  # re-declared with suppressed defaults, see _global_options
-    common = [_global_options()]
+    common = list(parents)
     group = subparsers.add_parser("pipeline", parents=common, help="the SageMaker retraining pipeline",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = group.add_subparsers(dest="pipeline_command", metavar="SUBCOMMAND")
