@@ -163,35 +163,44 @@ def write_pairs(path: str | os.PathLike, pairs: Iterable[tuple[Sequence[int], Se
 # bulk (numpy) helpers: many pairs at once, for preprocessing and the training program
 
 
-def _vlen(values: "np.ndarray") -> "np.ndarray":
-    """Varint byte length of every (non-negative) value."""
+def _vlen(values: "np.ndarray", top: int | None = None) -> "np.ndarray":
+    """Varint byte length of every (non-negative) value; ``top`` (if known) bounds the values."""
     import numpy as np
 
-    n = np.ones(values.shape, dtype=np.int64)
+    n = np.ones(values.shape, dtype=np.uint8)
+    limit = (1 << 64) if top is None else top + 1
     for shift in (7, 14, 21, 28, 35, 42, 49, 56, 63):
+        if (1 << shift) >= limit:
+            break
         n += values >= (1 << shift)
     return n
 
 
-def _put_varints(out: "np.ndarray", pos: "np.ndarray", values: "np.ndarray", nbytes: "np.ndarray") -> None:
-    """Write the varint of ``values[i]`` (``nbytes[i]`` long) at ``out[pos[i]:]``."""
+def _varint_columns(values: "np.ndarray", nbytes: "np.ndarray", width: int) -> list["np.ndarray"]:
+    """Byte ``k`` (for ``k < width``) of the varint of every value, as uint8 arrays."""
     import numpy as np
 
-    values = values.astype(np.uint64, copy=False)
-    top = int(nbytes.max()) if nbytes.size else 0
-    for k in range(top):
-        sel = None if k == 0 else nbytes > k
-        v, p, nb = (values, pos, nbytes) if sel is None else (values[sel], pos[sel], nbytes[sel])
-        byte = (v >> np.uint64(7 * k)) & np.uint64(0x7F)
-        byte |= np.where(nb > k + 1, np.uint64(0x80), np.uint64(0))
-        out[p + k] = byte.astype(np.uint8)
+    v = values.astype(np.uint32 if width <= 4 else np.uint64, copy=False)  # width 4: values < 2**28
+    out = []
+    for k in range(width):
+        byte = ((v >> (7 * k)) & 0x7F).astype(np.uint8)
+        if k + 1 < width:
+            byte |= (nbytes > k + 1).view(np.uint8) << 7
+        out.append(byte)
+    return out
 
 
-def _put_const(out: "np.ndarray", pos: "np.ndarray", data: bytes) -> None:
-    import numpy as np
+def _put_varints(out: "np.ndarray", pos: "np.ndarray", values: "np.ndarray", nbytes: "np.ndarray") -> "np.ndarray":
+    """Write the varint of ``values[i]`` at ``out[pos[i]:]``; return the positions after them.
 
-    if pos.size:
-        out[pos[:, None] + np.arange(len(data))] = np.frombuffer(data, dtype=np.uint8)
+    Byte ``k`` of every value is written at once, highest ``k`` first: the bytes a shorter varint does
+    not use land on what follows it, so whatever follows must be written afterwards.
+    """
+    width = int(nbytes.max()) if nbytes.size else 0
+    columns = _varint_columns(values, nbytes, max(width, 1))
+    for k in range(width - 1, -1, -1):
+        out[pos + k] = columns[k]
+    return pos + nbytes
 
 
 def encode_pairs_framed(source_ids: "np.ndarray", source_lengths: "np.ndarray",
@@ -201,17 +210,22 @@ def encode_pairs_framed(source_ids: "np.ndarray", source_lengths: "np.ndarray",
     ``source_ids`` holds the ids of every source sequence back to back and ``source_lengths`` the
     length of each (likewise for the target). Ids must be in ``[0, 2**31)``. The payload of each record
     equals :func:`encode_pair` of the same pair.
+
+    Vectorized over all pairs and tokens: every field is written for all pairs at once, in file order
+    (source header, source ids, target header, target ids, then padding and frames), varints a byte
+    column at a time (see :func:`_put_varints`), so nothing loops over pairs or tokens in Python.
     """
     import numpy as np
 
-    s_ids = np.asarray(source_ids, dtype=np.int64)
-    t_ids = np.asarray(target_ids, dtype=np.int64)
+    s_ids = np.asarray(source_ids)
+    t_ids = np.asarray(target_ids)
     s_len = np.asarray(source_lengths, dtype=np.int64)
     t_len = np.asarray(target_lengths, dtype=np.int64)
     n = s_len.size
     if t_len.size != n:
         raise InputError(f"{n} source lengths but {t_len.size} target lengths; give one length per pair")
-    if int(s_len.sum()) != s_ids.size or int(t_len.sum()) != t_ids.size:
+    if (n and (int(s_len.min()) < 0 or int(t_len.min()) < 0)) or int(s_len.sum()) != s_ids.size \
+            or int(t_len.sum()) != t_ids.size:
         raise InputError("the lengths do not add up to the number of ids; give one length per sequence")
     for ids in (s_ids, t_ids):
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) > _INT32_MAX):
@@ -219,52 +233,57 @@ def encode_pairs_framed(source_ids: "np.ndarray", source_lengths: "np.ndarray",
     if n == 0:
         return b""
 
-    def side(ids: "np.ndarray", lengths: "np.ndarray"):  # noqa: ANN202
-        vl = _vlen(ids)
-        pair_of = np.repeat(np.arange(n), lengths)
-        packed = np.bincount(pair_of, weights=vl, minlength=n).astype(np.int64) if ids.size \
-            else np.zeros(n, np.int64)
-        tensor = np.where(packed > 0, 1 + _vlen(packed) + packed, 0)
-        value = 1 + _vlen(tensor) + tensor
-        entry = 9 + _vlen(value) + value
-        field = 1 + _vlen(entry) + entry
-        within = np.cumsum(vl) - vl  # exclusive cumsum over all tokens
-        first = np.cumsum(packed) - packed
-        offset_in_packed = within - first[pair_of] if ids.size else within
-        return dict(vl=vl, pair_of=pair_of, packed=packed, tensor=tensor, value=value, entry=entry,
-                    field=field, offset=offset_in_packed)
+    sides = []
+    for key, ids, lengths in ((SOURCE, s_ids, s_len), (TARGET, t_ids, t_len)):
+        vl = _vlen(ids, _INT32_MAX)
+        total = np.zeros(ids.size + 1, dtype=np.int64)
+        np.cumsum(vl, out=total[1:])                      # varint bytes before each token
+        first = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=first[1:])                 # index of each pair's first token
+        packed = total[first[1:]] - total[first[:-1]]     # Int32Tensor.values bytes
+        top = int(packed.max())
+        k = key.encode("utf-8")
+        tensor = np.where(packed > 0, 1 + _vlen(packed, top) + packed, 0)
+        value = 1 + _vlen(tensor, top + 16) + tensor
+        entry = 2 + len(k) + 1 + _vlen(value, top + 32) + value   # key tag, key length (< 128), key, value tag
+        field = 1 + _vlen(entry, top + 48 + len(k)) + entry       # Record.features entry
+        sides.append((k, ids, lengths, vl, total, first, packed, tensor, value, entry, field))
 
-    s, t = side(s_ids, s_len), side(t_ids, t_len)
-    payload = s["field"] + t["field"]
+    payload = sides[0][-1] + sides[1][-1]
     if int(payload.max()) > recordio.MAX_LENGTH:
         raise InputError("a pair is too large for one RecordIO record; shorten the sequences")
     size = 8 + payload + (-payload & 3)
-    starts = np.cumsum(size) - size
-    out = np.zeros(int(size.sum()), dtype=np.uint8)
-    words = out.view("<u4")
-    words[starts // 4] = recordio.MAGIC
-    words[starts // 4 + 1] = payload.astype(np.uint32)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(size[:-1], out=starts[1:])
+    end = int(starts[-1] + size[-1])
+    out = np.zeros(end + 16, dtype=np.uint8)  # slack for the unused bytes of the last varints
 
     p = starts + 8
-    for key, d, ids in ((SOURCE, s, s_ids), (TARGET, t, t_ids)):
+    for k, ids, lengths, vl, total, first, packed, tensor, value, entry, field in sides:
+        top = int(packed.max())
+        const = np.frombuffer(b"\x0a" + bytes([len(k)]) + k + b"\x12", dtype=np.uint8)
         out[p] = 0x0A
-        _put_varints(out, p + 1, d["entry"], _vlen(d["entry"]))
-        p = p + 1 + _vlen(d["entry"])
-        _put_const(out, p, b"\x0a\x06" + key.encode() + b"\x12")
-        p = p + 9
-        _put_varints(out, p, d["value"], _vlen(d["value"]))
-        p = p + _vlen(d["value"])
+        p = _put_varints(out, p + 1, entry, _vlen(entry, top + 48 + len(k)))
+        out[p[:, None] + np.arange(const.size)] = const
+        p = _put_varints(out, p + const.size, value, _vlen(value, top + 32))
         out[p] = 0x3A
-        _put_varints(out, p + 1, d["tensor"], _vlen(d["tensor"]))
-        p = p + 1 + _vlen(d["tensor"])
-        has = d["packed"] > 0
-        out[p[has]] = 0x0A
-        _put_varints(out, p[has] + 1, d["packed"][has], _vlen(d["packed"][has]))
-        p = np.where(has, p + 1 + _vlen(d["packed"]), p)
+        p = _put_varints(out, p + 1, tensor, _vlen(tensor, top + 16))
+        # Int32Tensor.values: tag and length only when there are ids (when not, these two writes land
+        # on what follows, which is written afterwards)
+        out[p] = 0x0A
+        p = np.where(packed > 0, _put_varints(out, p + 1, packed, _vlen(packed, top)), p)
         if ids.size:
-            _put_varints(out, p[d["pair_of"]] + d["offset"], ids, d["vl"])
-        p = p + d["packed"]
-    return out.tobytes()
+            # token j goes to (its pair's first id byte) + (varint bytes before it in its pair)
+            pos = total[:-1] + np.repeat(p - total[first[:-1]], lengths)
+            _put_varints(out, pos, ids, vl)
+        p = p + packed
+    pad_start = starts + 8 + payload
+    for k in range(3):
+        out[pad_start[size - 8 - payload > k] + k] = 0
+    words = out[:end].view("<u4")
+    words[starts // 4] = recordio.MAGIC
+    words[starts // 4 + 1] = payload.astype(np.uint32)
+    return out[:end].tobytes()
 
 
 @dataclass
