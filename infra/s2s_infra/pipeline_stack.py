@@ -131,7 +131,7 @@ class PipelineStack(Stack):
             timeout=Duration.minutes(5),
             memory_size=256,
             log_group=log_group,
-            environment={"ENDPOINT_PREFIX": config.endpoint_prefix},
+            environment={"ENDPOINT_PREFIX": config.endpoint_prefix, "KMS_KEY_ARN": key.key_arn},
         )
         self.deploy_function.node.add_dependency(deploy_role)
 

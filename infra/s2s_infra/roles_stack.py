@@ -166,6 +166,13 @@ class RolesStack(Stack):
         dr.add_to_policy(iam.PolicyStatement(
             sid="PassExecutionRole", actions=["iam:PassRole"], resources=[ex.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER}}))
+        # endpoint configs carry the project key (KmsKeyId); SageMaker needs a grant on it for the
+        # endpoint's storage volumes, asked for by the caller of CreateEndpointConfig
+        dr.add_to_policy(iam.PolicyStatement(
+            sid="EndpointVolumeKey", actions=["kms:CreateGrant"], resources=[key.key_arn],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}))
+        dr.add_to_policy(iam.PolicyStatement(
+            sid="DescribeEndpointKey", actions=["kms:DescribeKey"], resources=[key.key_arn]))
         fn_logs = _arn("logs", f"log-group:/aws/lambda/{config.deploy_function_name}")
         dr.add_to_policy(iam.PolicyStatement(
             sid="FunctionLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],

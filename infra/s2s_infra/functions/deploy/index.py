@@ -83,6 +83,9 @@ def handler(event: dict, context: object = None, sagemaker=None) -> dict:
         ExecutionRoleArn=_require(event, "execution_role_arn"),
         Containers=[{"ModelPackageName": package_arn}],
     )
+    config_args = {}
+    if os.environ.get("KMS_KEY_ARN"):  # the project key encrypts the endpoint's storage volumes
+        config_args["KmsKeyId"] = os.environ["KMS_KEY_ARN"]
     sm.create_endpoint_config(
         EndpointConfigName=model_name,
         ProductionVariants=[{
@@ -91,6 +94,7 @@ def handler(event: dict, context: object = None, sagemaker=None) -> dict:
             "InstanceType": _require(event, "instance_type"),
             "InitialInstanceCount": int(event.get("instance_count") or 1),
         }],
+        **config_args,
     )
     try:
         sm.describe_endpoint(EndpointName=endpoint_name)
