@@ -73,9 +73,32 @@ EXTRA_WHITESPACE = ("\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u200
 _ASCII_EXTRA = bytes.maketrans(b"\x1c\x1d\x1e\x1f", b"    ")
 _MULTIBYTE_WS = [c.encode("utf-8") for c in EXTRA_WHITESPACE if ord(c) >= 0x80]
 _MULTIBYTE_WS_RE = re.compile(b"|".join(re.escape(b) for b in _MULTIBYTE_WS))
-# cheap substring checks that find every multi-byte whitespace (U+2000..U+200A, U+2028, U+2029, U+202F
-# share the prefix E2 80); the regex runs only on chunks where one of them occurs
-_MULTIBYTE_PROBES = sorted({b if not b.startswith(b"\xe2\x80") else b"\xe2\x80" for b in _MULTIBYTE_WS})
+
+
+def _has_multibyte_whitespace(chunk: bytes) -> bool:
+    """Whether valid UTF-8 ``chunk`` holds a character of :data:`EXTRA_WHITESPACE` above U+007F.
+
+    Exact, and vectorized (about 1 ns per byte, where substring probes cost ~5): U+0085 and U+00A0 are
+    ``C2 85``/``C2 A0``, U+1680 is ``E1 9A 80``, U+2000..U+200A, U+2028, U+2029, U+202F are ``E2 80 xx``,
+    U+205F is ``E2 81 9F`` and U+3000 is ``E3 80 80``.
+    """
+    import numpy as np
+
+    a = np.frombuffer(chunk, dtype=np.uint8)
+    if a.size < 2:
+        return False
+    if ((a[:-1] == 0xC2) & ((a[1:] == 0x85) | (a[1:] == 0xA0))).any():
+        return True
+    if a.size < 3:
+        return False
+    lead, second, third = a[:-2], a[1:-1], a[2:]
+    x80 = a == 0x80
+    found = (lead == 0xE3) & x80[1:-1] & x80[2:]
+    found |= (lead == 0xE1) & (second == 0x9A) & x80[2:]
+    found |= (lead == 0xE2) & (second == 0x81) & (third == 0x9F)
+    found |= (lead == 0xE2) & x80[1:-1] & (((third - np.uint8(0x80)) <= 0x0A) | (third == 0xA8)
+                                           | (third == 0xA9) | (third == 0xAF))
+    return bool(found.any())
 
 
 def normalize_chunk(chunk: bytes) -> bytes:
@@ -83,7 +106,8 @@ def normalize_chunk(chunk: bytes) -> bytes:
 
     Undecodable bytes become U+FFFD (as ``errors="replace"`` decoding does); the non-ASCII whitespace
     of :data:`EXTRA_WHITESPACE` becomes a space, so ``bytes.split()`` gives the UTF-8 of the tokens
-    that ``str.split()`` gives on the decoded text.
+    that ``str.split()`` gives on the decoded text. (U+FFFD is not whitespace, so replacing bytes never
+    moves a token boundary.)
     """
     chunk = chunk.translate(_ASCII_EXTRA)
     if chunk.isascii():
@@ -92,7 +116,7 @@ def normalize_chunk(chunk: bytes) -> bytes:
         chunk.decode("utf-8")
     except UnicodeDecodeError:
         chunk = chunk.decode("utf-8", "replace").encode("utf-8")
-    if any(probe in chunk for probe in _MULTIBYTE_PROBES):
+    if _has_multibyte_whitespace(chunk):
         chunk = _MULTIBYTE_WS_RE.sub(b" ", chunk)
     return chunk
 
@@ -193,6 +217,7 @@ def _after_broadcast() -> None:
 
 def _set_vocabs(src_vocab: dict[bytes, int], trg_vocab: dict[bytes, int]) -> None:
     _STATE["vocabs"] = (src_vocab, trg_vocab)
+    _STATE.pop("encode_index", None)  # its local id -> vocabulary id maps belong to the old vocabularies
     _after_broadcast()
 
 
@@ -204,14 +229,243 @@ class _TokenIndex(dict):
         return value
 
 
-def _flush_index() -> tuple[int, list[tuple[list[bytes], "np.ndarray"]]]:
-    """This worker's distinct tokens (by local id) and their counts, per side; resets the state."""
+# --------------------------------------------------------------------------------------------------
+# tokenizing with numpy: no Python code runs per token or per line
+#
+# A chunk is normalized (see normalize_chunk), so tokens are the runs of bytes other than ASCII
+# whitespace. Each token of at most 15 bytes is packed, exactly, into two 64-bit words: its first 8
+# bytes, and its next 7 bytes plus its length in the top byte. A numpy open-addressing hash table maps
+# packed tokens to dense ids. The rare longer tokens go through a dict and enter the table as
+# (their index in that dict, a marker length of 255).
+
+_MAX_PACKED = 15
+_LONG_LENGTH = 0xFF
+_NP: dict[str, Any] = {}  # numpy constants, built on first use (importing this module stays light)
+
+
+def _np_consts() -> dict[str, Any]:
+    if not _NP:
+        import numpy as np
+
+        _NP["low"] = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)  # first k bytes
+        _NP["c1"], _NP["c2"] = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)
+        _NP["long"] = np.uint64(_LONG_LENGTH << 56)
+    return _NP
+
+
+def _token_bounds(a: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+    """Start and end offsets of the tokens of a normalized chunk (as uint8 array) ending in whitespace."""
     import numpy as np
 
-    indexes = _STATE.pop("index", None) or (_TokenIndex(), _TokenIndex())
-    counts = _STATE.pop("counts", None) or [np.zeros(0, np.int64), np.zeros(0, np.int64)]
+    ws = ((a - np.uint8(9)) <= 4) | (a == 32)  # \t \n \v \f \r and space: what bytes.split() splits on
+    edges = np.flatnonzero(np.diff(ws, prepend=True))  # alternately a token's start and its end
+    return edges[0::2], edges[1::2]
+
+
+def _line_lengths(a: "np.ndarray", starts: "np.ndarray") -> "np.ndarray":
+    """Number of tokens on each ``\\n``-terminated line, from the token start offsets."""
+    import numpy as np
+
+    newlines = np.flatnonzero(a == 10)
+    return np.diff(np.searchsorted(starts, newlines), prepend=0)
+
+
+def _pack_tokens(chunk: bytes, starts: "np.ndarray", ends: "np.ndarray") -> tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
+    """Pack every token into two words ``(k1, k2)``; return them and the indices of the longer tokens."""
+    import numpy as np
+    from numpy.lib.stride_tricks import as_strided
+
+    c = _np_consts()
+    padded = np.zeros(len(chunk) + 16, dtype=np.uint8)
+    padded[:len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+    windows = as_strided(padded, shape=(len(chunk) + 8, 8), strides=(1, 1), writeable=False)
+    length = ends - starts
+    k1 = windows[starts].view("<u8")[:, 0] & c["low"][np.minimum(length, 8)]
+    k2 = length.astype(np.uint64) << np.uint64(56)
+    over8 = np.flatnonzero(length > 8)
+    if not over8.size:
+        return k1, k2, over8
+    rest = length[over8] - 8
+    k2[over8] |= windows[starts[over8] + 8].view("<u8")[:, 0] & c["low"][np.minimum(rest, 8)]
+    return k1, k2, over8[rest > _MAX_PACKED - 8]
+
+
+class _KeyTable:
+    """Open-addressing hash table in numpy: distinct ``(k1, k2)`` word pairs -> dense ids 0, 1, 2, ...
+
+    ``k2 == 0`` marks an empty slot (a packed token's ``k2`` holds its length, never 0). Lookups and
+    insertions are done for a whole array of keys at once, in rounds: every key still unresolved looks
+    at its current slot; a hit gives its id, an empty slot is claimed (one claimant per slot wins; the
+    others, and duplicates of the winner, look again next round), an occupied slot sends it on to the
+    next one (linear probing). The table doubles when a quarter full.
+    """
+
+    #: grow (double) when more than this fraction of the slots is taken: few keys then sit away from
+    #: their home slot, and those cost a few more rounds
+    max_load = 0.25
+
+    def __init__(self, bits: int = 15) -> None:
+        import numpy as np
+
+        self.n = 0
+        self.keys1 = np.zeros(1024, dtype=np.uint64)  # by id, for rehashing and for decoding tokens
+        self.keys2 = np.zeros(1024, dtype=np.uint64)
+        self._alloc(bits)
+
+    def _alloc(self, bits: int) -> None:
+        import numpy as np
+
+        self.bits = bits
+        self.mask = (1 << bits) - 1
+        self.t1 = np.zeros(1 << bits, dtype=np.uint64)
+        self.t2 = np.zeros(1 << bits, dtype=np.uint64)
+        self.tid = np.zeros(1 << bits, dtype=np.int32)
+        self.claim = np.zeros(1 << bits, dtype=np.int64)
+
+    def _home(self, k1: "np.ndarray", k2: "np.ndarray") -> "np.ndarray":
+        import numpy as np
+
+        c = _np_consts()
+        return (((k1 * c["c1"]) ^ k2) * c["c2"] >> np.uint64(64 - self.bits)).astype(np.intp)
+
+    def _append(self, k1: "np.ndarray", k2: "np.ndarray") -> "np.ndarray":
+        import numpy as np
+
+        first, stop = self.n, self.n + k1.size
+        if stop > self.keys1.size:
+            size = max(stop, 2 * self.keys1.size)
+            self.keys1, self.keys2 = np.resize(self.keys1, size), np.resize(self.keys2, size)
+        self.keys1[first:stop], self.keys2[first:stop] = k1, k2
+        self.n = stop
+        return np.arange(first, stop, dtype=np.int32)
+
+    def _claim(self, slots: "np.ndarray", who: "np.ndarray") -> "np.ndarray":
+        """Which of ``who`` won the (empty) ``slots`` they reached: one per slot."""
+        self.claim[slots] = who
+        return self.claim.take(slots) == who
+
+    def _grow(self) -> None:
+        import numpy as np
+
+        bits = self.bits + 1
+        while self.n > self.max_load * (1 << bits):
+            bits += 1
+        self._alloc(bits)
+        k1, k2 = self.keys1[:self.n], self.keys2[:self.n]
+        ids = np.arange(self.n)
+        h = self._home(k1, k2)
+        while ids.size:  # distinct keys: every claim of an empty slot by a winner is final
+            empty = np.flatnonzero(self.t2.take(h) == 0)
+            won = empty[self._claim(h[empty], ids[empty])]
+            slots, winners = h[won], ids[won]
+            self.t1[slots], self.t2[slots], self.tid[slots] = k1[winners], k2[winners], winners
+            rest = np.ones(ids.size, dtype=bool)
+            rest[won] = False
+            ids, h = ids[rest], (h[rest] + 1) & self.mask
+
+    def ids(self, k1: "np.ndarray", k2: "np.ndarray") -> "np.ndarray":
+        """The id of every key (int32), inserting the keys not seen before."""
+        import numpy as np
+
+        h = self._home(k1, k2)
+        out = self.tid.take(h)
+        t2 = self.t2.take(h)
+        where = np.flatnonzero((t2 != k2) | (self.t1.take(h) != k1))  # most keys sit in their home slot
+        h, k1, k2, t2 = h[where], k1[where], k2[where], t2[where]
+        while where.size:
+            empty = t2 == 0
+            h = np.where(empty, h, (h + 1) & self.mask)  # occupied by another key: probe the next slot
+            candidates = np.flatnonzero(empty)
+            if candidates.size:
+                won = candidates[self._claim(h[candidates], candidates)]
+                slots = h[won]
+                new = self._append(k1[won], k2[won])
+                self.t1[slots], self.t2[slots], self.tid[slots] = k1[won], k2[won], new
+                out[where[won]] = new
+                rest = np.ones(where.size, dtype=bool)
+                rest[won] = False
+                where, h, k1, k2 = where[rest], h[rest], k1[rest], k2[rest]
+            if self.n > self.max_load * (self.mask + 1):
+                self._grow()
+                h = self._home(k1, k2)
+            t2 = self.t2.take(h)
+            hit = (t2 == k2) & (self.t1.take(h) == k1)
+            out[where[hit]] = self.tid.take(h[hit])
+            miss = ~hit
+            where, h, k1, k2, t2 = where[miss], h[miss], k1[miss], k2[miss], t2[miss]
+        return out
+
+
+class _SideIndex:
+    """One side's distinct tokens seen by this process: local ids, their counts, their bytes."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.table = _KeyTable()
+        self.long = _TokenIndex()  # tokens longer than _MAX_PACKED bytes
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.vocab_map = np.zeros(0, dtype=np.int32)  # local id -> vocabulary id (known vocabularies)
+
+    def local_ids(self, chunk: bytes) -> tuple["np.ndarray", "np.ndarray"]:
+        """Local ids of the tokens of a normalized chunk, and the number of tokens on each line."""
+        import numpy as np
+
+        a = np.frombuffer(chunk, dtype=np.uint8)
+        starts, ends = _token_bounds(a)
+        lines = _line_lengths(a, starts)
+        k1, k2, long = _pack_tokens(chunk, starts, ends)
+        if long.size:
+            tokens = map(chunk.__getitem__, map(slice, starts[long].tolist(), ends[long].tolist()))
+            k1[long] = np.fromiter(map(self.long.__getitem__, tokens), dtype=np.uint64, count=long.size)
+            k2[long] = _np_consts()["long"]
+        return self.table.ids(k1, k2), lines
+
+    def count(self, ids: "np.ndarray") -> None:
+        import numpy as np
+
+        n = self.table.n
+        if self.counts.size < n:
+            self.counts = np.concatenate([self.counts, np.zeros(max(n, 2 * self.counts.size) - self.counts.size,
+                                                                 dtype=np.int64)])
+        self.counts[:n] += np.bincount(ids, minlength=n)
+
+    def tokens(self, first: int = 0) -> list[bytes]:
+        """The bytes of the tokens with local ids ``first``, ``first + 1``, ... (in id order)."""
+        import numpy as np
+
+        k1, k2 = self.table.keys1[first:self.table.n], self.table.keys2[first:self.table.n]
+        n = k1.size
+        raw = np.empty((n, 16), dtype=np.uint8)
+        raw[:, :8] = k1.astype("<u8").view(np.uint8).reshape(n, 8)
+        raw[:, 8:] = k2.astype("<u8").view(np.uint8).reshape(n, 8)
+        length = (k2 >> np.uint64(56)).astype(np.int64)
+        offsets = np.arange(n, dtype=np.int64) * 16
+        data = raw.tobytes()
+        out = list(map(data.__getitem__, map(slice, offsets.tolist(), (offsets + np.minimum(length, 16)).tolist())))
+        long = np.flatnonzero(length == _LONG_LENGTH)
+        if long.size:
+            by_index = list(self.long)  # dict order = insertion order = index
+            for i, j in zip(long.tolist(), k1[long].tolist()):
+                out[i] = by_index[j]
+        return out
+
+    def vocab_ids(self, local: "np.ndarray", vocab: dict[bytes, int]) -> "np.ndarray":
+        """Map local ids to ids of ``vocab`` (unknown tokens: ``<unk>``), looking up only new tokens."""
+        import numpy as np
+
+        if self.vocab_map.size < self.table.n:
+            new = self.tokens(self.vocab_map.size)
+            ids = np.fromiter(map(vocab.get, new, itertools.repeat(vocab_mod.UNK_ID)), dtype=np.int32, count=len(new))
+            self.vocab_map = np.concatenate([self.vocab_map, ids])
+        return self.vocab_map[local]
+
+
+def _flush_index() -> tuple[int, list[tuple[list[bytes], "np.ndarray"]]]:
+    """This worker's distinct tokens (by local id) and their counts, per side; resets the state."""
+    indexes = _STATE.pop("index", None) or (_SideIndex(), _SideIndex())
     _after_broadcast()
-    return os.getpid(), [(list(index), c[:len(index)]) for index, c in zip(indexes, counts)]
+    return os.getpid(), [(index.tokens(), index.counts[:index.table.n]) for index in indexes]
 
 
 def _set_id_maps(maps: dict[int, tuple["np.ndarray", "np.ndarray"]]) -> None:
@@ -219,50 +473,21 @@ def _set_id_maps(maps: dict[int, tuple["np.ndarray", "np.ndarray"]]) -> None:
     _after_broadcast()
 
 
-_WS_TABLE = None
-
-
-def _tokens_per_line(chunk: bytes) -> "np.ndarray":
-    """Number of whitespace-separated tokens on each line of a chunk that ends with ``\\n``."""
-    import numpy as np
-
-    global _WS_TABLE
-    if _WS_TABLE is None:
-        table = np.zeros(256, dtype=bool)
-        table[list(b" \t\n\r\x0b\x0c")] = True
-        _WS_TABLE = table
-    a = np.frombuffer(chunk, dtype=np.uint8)
-    ws = _WS_TABLE[a]
-    starts = ~ws
-    starts[1:] &= ws[:-1]
-    newlines = np.flatnonzero(a == 10)
-    line_of_token = np.searchsorted(newlines, np.flatnonzero(starts))
-    return np.bincount(line_of_token, minlength=len(newlines))
-
-
 def _scan_pair(src_chunk: bytes, trg_chunk: bytes, spill_path: str) -> int:
     """Pass 1: tokenize aligned chunks once, count tokens, spill local ids to disk; return this pid.
 
-    Local ids index this worker's own token table (:class:`_TokenIndex`); pass 2 maps them to
-    vocabulary ids with the table of the worker that wrote the spill file.
+    Local ids index this worker's own token tables (:class:`_SideIndex`); pass 2 maps them to
+    vocabulary ids with the tables of the worker that wrote the spill file.
     """
     import numpy as np
 
-    indexes = _STATE.setdefault("index", (_TokenIndex(), _TokenIndex()))
-    counts = _STATE.setdefault("counts", [np.zeros(0, np.int64), np.zeros(0, np.int64)])
+    indexes = _STATE.setdefault("index", (_SideIndex(), _SideIndex()))
     with open(spill_path, "wb") as f:
-        for side, chunk in enumerate((src_chunk, trg_chunk)):
-            chunk = normalize_chunk(chunk)
-            tokens = chunk.split()
-            index = indexes[side]
-            local = np.fromiter(map(index.__getitem__, tokens), dtype=np.int32, count=len(tokens))
-            if len(counts[side]) < len(index):
-                grown = np.zeros(max(len(index), 2 * len(counts[side])), np.int64)
-                grown[:len(counts[side])] = counts[side]
-                counts[side] = grown
-            counts[side][:len(index)] += np.bincount(local, minlength=len(index))
+        for index, chunk in zip(indexes, (src_chunk, trg_chunk)):
+            local, lines = index.local_ids(normalize_chunk(chunk))
+            index.count(local)
             np.save(f, local)
-            np.save(f, _tokens_per_line(chunk).astype(np.int32))
+            np.save(f, lines.astype(np.int32))
     return os.getpid()
 
 
@@ -277,20 +502,15 @@ def _encode_spilled(spill_path: str, pid: int) -> tuple[bytes, dict[str, int]]:
     return _encode_ids(map_s[local_s], len_s, map_t[local_t], len_t)
 
 
-def _ids(chunk: bytes, table: dict[bytes, int]) -> "np.ndarray":
-    import numpy as np
-
-    tokens = chunk.split()
-    return np.fromiter(map(table.get, tokens, itertools.repeat(vocab_mod.UNK_ID)), dtype=np.int64,
-                       count=len(tokens))
-
-
 def _encode_chunk(src_chunk: bytes, trg_chunk: bytes) -> tuple[bytes, dict[str, int]]:
     """One pass with known vocabularies: encode aligned chunks of source and target lines."""
-    src_chunk, trg_chunk = normalize_chunk(src_chunk), normalize_chunk(trg_chunk)
-    src_vocab, trg_vocab = _STATE["vocabs"]
-    return _encode_ids(_ids(src_chunk, src_vocab), _tokens_per_line(src_chunk),
-                       _ids(trg_chunk, trg_vocab), _tokens_per_line(trg_chunk))
+    vocabs = _STATE["vocabs"]
+    indexes = _STATE.setdefault("encode_index", (_SideIndex(), _SideIndex()))
+    arrays = []
+    for index, vocab, chunk in zip(indexes, vocabs, (src_chunk, trg_chunk)):
+        local, lines = index.local_ids(normalize_chunk(chunk))
+        arrays += [index.vocab_ids(local, vocab), lines]
+    return _encode_ids(*arrays)
 
 
 def _encode_ids(s_ids: "np.ndarray", s_len: "np.ndarray", t_ids: "np.ndarray",
