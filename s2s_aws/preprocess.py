@@ -43,7 +43,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, NamedTuple, Optional
 
 from .errors import FormatError, InputError
 from .formats import vocab as vocab_mod
@@ -160,38 +160,90 @@ def _iter_chunks(f: BinaryIO, path: Path, chunk_bytes: int) -> Iterator[bytes]:
         yield rest + b"\n"
 
 
+class _FileSlice(NamedTuple):
+    """Bytes ``[offset, offset + length)`` of a plain (not gzipped) input file: what a worker reads itself,
+    instead of receiving the bytes through a pipe."""
+
+    path: str
+    offset: int
+    length: int
+
+
+def _load(data: "bytes | _FileSlice") -> bytes:
+    """The bytes of a chunk, reading a :class:`_FileSlice` from its file (one descriptor per file)."""
+    if isinstance(data, bytes):
+        return data
+    fds = _STATE.setdefault("fds", {})
+    fd = fds.get(data.path)
+    if fd is None:
+        fd = fds[data.path] = os.open(data.path, os.O_RDONLY)
+    out = os.pread(fd, data.length, data.offset)
+    if len(out) != data.length:
+        raise FormatError(f"the file shrank while it was being read (wanted {data.length} bytes at offset "
+                          f"{data.offset}); do not change inputs during preprocessing", path=data.path)
+    return out
+
+
+def _count_lines(data: bytes) -> int:
+    """Number of ``\\n`` in ``data`` (numpy: ~20x faster than ``bytes.count``)."""
+    import numpy as np
+
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10))
+
+
 class _LineTaker:
-    """Hands out exactly ``n`` lines at a time from a file (for pairing target chunks with source ones)."""
+    """Hands out exactly ``n`` lines at a time from a file (for pairing target chunks with source ones).
+
+    Each chunk read is scanned for newlines once (numpy); taking lines is then slicing at a known offset.
+    """
 
     def __init__(self, f: BinaryIO, path: Path, chunk_bytes: int) -> None:
         self._chunks = _iter_chunks(f, path, chunk_bytes)
-        self._buf = b""
+        self._parts: collections.deque = collections.deque()  # (chunk, offsets just after each newline)
+        self._start = 0      # bytes of the first part already handed out
+        self._line = 0       # lines of the first part already handed out
+        self._available = 0  # lines read and not handed out yet
+        self.offset = 0      # offset in the (decompressed) file of the next line to hand out
         self.eof = False
 
-    def take(self, n: int) -> bytes:
-        """Return the next ``n`` lines (fewer at the end of the file)."""
+    def take(self, n: int) -> tuple[bytes, int]:
+        """Return the next ``n`` lines (fewer at the end of the file) and how many there are."""
         import numpy as np
 
-        while self._buf.count(b"\n") < n and not self.eof:
+        while self._available < n and not self.eof:
             nxt = next(self._chunks, None)
             if nxt is None:
                 self.eof = True
             else:
-                self._buf += nxt
-        newlines = np.flatnonzero(np.frombuffer(self._buf, dtype=np.uint8) == 10)
-        if len(newlines) <= n:
-            out, self._buf = self._buf, b""
-            return out
-        cut = int(newlines[n - 1]) + 1 if n else 0
-        out, self._buf = self._buf[:cut], self._buf[cut:]
-        return out
+                ends = np.flatnonzero(np.frombuffer(nxt, dtype=np.uint8) == 10) + 1
+                self._parts.append((nxt, ends))
+                self._available += ends.size
+        pieces = []
+        need = n
+        while need and self._parts:
+            part, ends = self._parts[0]
+            left = ends.size - self._line
+            if left <= need:
+                pieces.append(part[self._start:] if self._start else part)
+                self._parts.popleft()
+                self._start = self._line = 0
+                need -= left
+                self._available -= left
+            else:
+                cut = int(ends[self._line + need - 1])
+                pieces.append(part[self._start:cut])
+                self._start, self._line = cut, self._line + need
+                self._available -= need
+                need = 0
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self.offset += len(data)
+        return data, n - need
 
     def count_rest(self) -> int:
         """Count the lines not taken yet (reads to the end)."""
-        total = self._buf.count(b"\n")
-        self._buf = b""
-        for chunk in self._chunks:
-            total += chunk.count(b"\n")
+        total = self._available + sum(_count_lines(chunk) for chunk in self._chunks)
+        self._parts.clear()
+        self._available = 0
         self.eof = True
         return total
 
@@ -473,7 +525,7 @@ def _set_id_maps(maps: dict[int, tuple["np.ndarray", "np.ndarray"]]) -> None:
     _after_broadcast()
 
 
-def _scan_pair(src_chunk: bytes, trg_chunk: bytes, spill_path: str) -> int:
+def _scan_pair(src_chunk: "bytes | _FileSlice", trg_chunk: "bytes | _FileSlice", spill_path: str) -> int:
     """Pass 1: tokenize aligned chunks once, count tokens, spill local ids to disk; return this pid.
 
     Local ids index this worker's own token tables (:class:`_SideIndex`); pass 2 maps them to
@@ -484,33 +536,45 @@ def _scan_pair(src_chunk: bytes, trg_chunk: bytes, spill_path: str) -> int:
     indexes = _STATE.setdefault("index", (_SideIndex(), _SideIndex()))
     with open(spill_path, "wb") as f:
         for index, chunk in zip(indexes, (src_chunk, trg_chunk)):
-            local, lines = index.local_ids(normalize_chunk(chunk))
+            local, lines = index.local_ids(normalize_chunk(_load(chunk)))
             index.count(local)
             np.save(f, local)
             np.save(f, lines.astype(np.int32))
     return os.getpid()
 
 
-def _encode_spilled(spill_path: str, pid: int) -> tuple[bytes, dict[str, int]]:
-    """Pass 2: map a spilled chunk's local ids to vocabulary ids and encode its records."""
+def _encode_spilled(spill_path: str, pid: int, out_path: Optional[str]) -> tuple["bytes | str", dict[str, int]]:
+    """Pass 2: map a spilled chunk's local ids to vocabulary ids and encode its records (see :func:`_emit`)."""
     import numpy as np
 
     with open(spill_path, "rb") as f:
         local_s, len_s, local_t, len_t = (np.load(f) for _ in range(4))
     os.unlink(spill_path)
     map_s, map_t = _STATE["id_maps"][pid]
-    return _encode_ids(map_s[local_s], len_s, map_t[local_t], len_t)
+    return _emit(_encode_ids(map_s.take(local_s), len_s, map_t.take(local_t), len_t), out_path)
 
 
-def _encode_chunk(src_chunk: bytes, trg_chunk: bytes) -> tuple[bytes, dict[str, int]]:
+def _encode_chunk(src_chunk: "bytes | _FileSlice", trg_chunk: "bytes | _FileSlice",
+                  out_path: Optional[str]) -> tuple["bytes | str", dict[str, int]]:
     """One pass with known vocabularies: encode aligned chunks of source and target lines."""
     vocabs = _STATE["vocabs"]
     indexes = _STATE.setdefault("encode_index", (_SideIndex(), _SideIndex()))
     arrays = []
     for index, vocab, chunk in zip(indexes, vocabs, (src_chunk, trg_chunk)):
-        local, lines = index.local_ids(normalize_chunk(chunk))
+        local, lines = index.local_ids(normalize_chunk(_load(chunk)))
         arrays += [index.vocab_ids(local, vocab), lines]
-    return _encode_ids(*arrays)
+    return _emit(_encode_ids(*arrays), out_path)
+
+
+def _emit(result: tuple[bytes, dict[str, int]], out_path: Optional[str]) -> tuple["bytes | str", dict[str, int]]:
+    """Hand encoded records to the parent: as bytes, or (from a worker process) written to ``out_path``,
+    which the parent appends to the output with an in-kernel copy instead of reading it from a pipe."""
+    data, stats = result
+    if out_path is None:
+        return data, stats
+    with open(out_path, "wb") as f:
+        f.write(data)
+    return out_path, stats
 
 
 def _encode_ids(s_ids: "np.ndarray", s_len: "np.ndarray", t_ids: "np.ndarray",
@@ -773,17 +837,24 @@ def preprocess(
     ok = False
     spill_dir: str | None = None
     runner = _Runner(workers)
+    # worker processes read plain inputs themselves and hand back records as files (no pipe copies)
+    via_files = runner.workers > 1
+
+    def out_file(i: int, label: str) -> Optional[str]:
+        return os.path.join(spill_dir, f"{label}-{i}.rec") if via_files and spill_dir else None
+
     try:
         final: dict[str, tuple[Path, Path]] = {}
         tmp = tmp_for("train.rec")
-        train_pairs = _aligned_chunks(paths["train source"], paths["train target"], chunk_bytes, "train", report)
+        spill_dir = tempfile.mkdtemp(prefix=".s2s-preprocess-", dir=out_dir)
+        train_pairs = _aligned_chunks(paths["train source"], paths["train target"], chunk_bytes, "train", report,
+                                      slices=via_files)
         if any(count):
             # pass 1: tokenize once, count, spill local ids; build the vocabularies; pass 2: encode
-            spill_dir = tempfile.mkdtemp(prefix=".s2s-preprocess-", dir=out_dir)
             spills = []
             tasks = ((s, t, os.path.join(spill_dir, f"{i}.npy")) for i, (s, t) in enumerate(train_pairs))
             for i, pid in enumerate(runner.map(_scan_pair, tasks)):
-                spills.append((os.path.join(spill_dir, f"{i}.npy"), pid))
+                spills.append((os.path.join(spill_dir, f"{i}.npy"), pid, out_file(i, "train")))
             tables = runner.broadcast(_flush_index)
             src_counts: collections.Counter = collections.Counter()
             trg_counts: collections.Counter = collections.Counter()
@@ -807,7 +878,8 @@ def preprocess(
             train = _write_records(runner.map(_encode_spilled, spills), tmp, report, "train")
         else:
             runner.broadcast(_set_vocabs, _bytes_keys(src_vocab), _bytes_keys(trg_vocab))
-            train = _write_records(runner.map(_encode_chunk, train_pairs), tmp, report, "train")
+            tasks = ((s, t, out_file(i, "train")) for i, (s, t) in enumerate(train_pairs))
+            train = _write_records(runner.map(_encode_chunk, tasks), tmp, report, "train")
         assert src_vocab is not None and trg_vocab is not None
         final["train"] = (tmp, out_dir / "train.rec")
         if train.pairs == 0:
@@ -819,8 +891,9 @@ def preprocess(
             if any(count):
                 runner.broadcast(_set_vocabs, _bytes_keys(src_vocab), _bytes_keys(trg_vocab))
             val_pairs = _aligned_chunks(paths["validation source"], paths["validation target"], chunk_bytes,
-                                        "validation", report)
-            val = _write_records(runner.map(_encode_chunk, val_pairs), tmp, report, "validation")
+                                        "validation", report, slices=via_files)
+            tasks = ((s, t, out_file(i, "val")) for i, (s, t) in enumerate(val_pairs))
+            val = _write_records(runner.map(_encode_chunk, tasks), tmp, report, "validation")
             final["val"] = (tmp, out_dir / "val.rec")
         for side, v in (("src", src_vocab), ("trg", trg_vocab)):
             tmp = tmp_for(f"vocab.{side}.json")
@@ -864,41 +937,80 @@ def _check_line_counts(src_path: Path, src_lines: int, trg_path: Path, trg_lines
                      f"{abs(src_lines - trg_lines):,} line(s) than {shorter}. Fix the alignment of the corpus.")
 
 
-def _aligned_chunks(src_path: Path, trg_path: Path, chunk_bytes: int, label: str,
-                    report: _Progress) -> Iterator[tuple[bytes, bytes]]:
+def _aligned_chunks(src_path: Path, trg_path: Path, chunk_bytes: int, label: str, report: _Progress,
+                    slices: bool = False) -> Iterator[tuple["bytes | _FileSlice", "bytes | _FileSlice"]]:
     """Yield ``(source chunk, target chunk)`` holding the same lines of both files.
 
-    Raises :class:`InputError` (with both exact line counts) when the files' line counts differ.
+    With ``slices``, a chunk of a plain (not gzipped) file is given as a :class:`_FileSlice` for the
+    worker to read. Raises :class:`InputError` (with both exact line counts) when the files' line
+    counts differ.
     """
-    total_bytes = max(src_path.stat().st_size, 1)
+    src_size, trg_size = src_path.stat().st_size, trg_path.stat().st_size
+    total_bytes = max(src_size, 1)
     with _open_input(src_path, f"{label} source") as fs, _open_input(trg_path, f"{label} target") as ft:
         raw = fs.fileobj if isinstance(fs, gzip.GzipFile) else fs  # type: ignore[union-attr]
+        src_plain = slices and not isinstance(fs, gzip.GzipFile)
+        trg_plain = slices and not isinstance(ft, gzip.GzipFile)
         taker = _LineTaker(ft, trg_path, chunk_bytes)
-        src_lines = paired = 0
+        src_lines = paired = src_offset = 0
         chunks = _iter_chunks(fs, src_path, chunk_bytes)
         for src_chunk in chunks:
-            n = src_chunk.count(b"\n")
+            n = _count_lines(src_chunk)
             src_lines += n
-            trg_chunk = taker.take(n)
-            got = trg_chunk.count(b"\n")
+            trg_offset = taker.offset
+            trg_chunk, got = taker.take(n)
+            src_item: bytes | _FileSlice = src_chunk
+            trg_item: bytes | _FileSlice = trg_chunk
+            # (a last line without "\n" got one added: that chunk is not a slice of the file)
+            if src_plain and src_offset + len(src_chunk) <= src_size:
+                src_item = _FileSlice(str(src_path), src_offset, len(src_chunk))
+            if trg_plain and trg_offset + len(trg_chunk) <= trg_size:
+                trg_item = _FileSlice(str(trg_path), trg_offset, len(trg_chunk))
+            src_offset += len(src_chunk)
             if got < n:  # the target ran out first
-                src_lines += sum(chunk.count(b"\n") for chunk in chunks)
+                src_lines += sum(_count_lines(chunk) for chunk in chunks)
                 _check_line_counts(src_path, src_lines, trg_path, paired + got, label)
             paired += n
             report(lambda: f"reading {label} pairs: {paired:,} lines ({100 * min(raw.tell() / total_bytes, 1):.0f}%)")
-            yield src_chunk, trg_chunk
+            yield src_item, trg_item
         extra = taker.count_rest()
         if extra:
             _check_line_counts(src_path, src_lines, trg_path, src_lines + extra, label)
 
 
-def _write_records(results: Iterator[tuple[bytes, dict[str, int]]], out_path: Path, report: _Progress,
+def _append_file(out: BinaryIO, path: str) -> None:
+    """Append the file ``path`` to ``out`` (in-kernel copy where the OS has one) and delete it."""
+    with open(path, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        out.flush()
+        copied = 0
+        try:
+            while copied < size:
+                n = os.copy_file_range(src.fileno(), out.fileno(), size - copied)
+                if n == 0:
+                    break
+                copied += n
+        except (AttributeError, OSError):  # no copy_file_range (not Linux, some file systems)
+            pass
+        if copied < size:
+            src.seek(copied)
+            out.seek(0, os.SEEK_END)
+            shutil.copyfileobj(src, out, 1 << 20)
+        else:
+            out.seek(0, os.SEEK_END)
+    os.unlink(path)
+
+
+def _write_records(results: Iterator[tuple["bytes | str", dict[str, int]]], out_path: Path, report: _Progress,
                    label: str) -> SplitStats:
-    """Write encoded chunks in order to ``out_path``; return the split's counters."""
+    """Write encoded chunks (bytes, or files to append) in order to ``out_path``; return the split's counters."""
     stats = SplitStats()
     with open(out_path, "wb") as out:
         for data, chunk_stats in results:
-            out.write(data)
+            if isinstance(data, str):
+                _append_file(out, data)
+            else:
+                out.write(data)
             stats.add(chunk_stats)
             report(lambda: f"writing {label} records: {stats.pairs:,} pairs")
     return stats
