@@ -322,23 +322,32 @@ def _line_lengths(a: "np.ndarray", starts: "np.ndarray") -> "np.ndarray":
     return np.diff(np.searchsorted(starts, newlines), prepend=0)
 
 
+def _words_at(words: "np.ndarray", offsets: "np.ndarray") -> "np.ndarray":
+    """The 8 bytes at each (unaligned) byte offset, as little-endian words, from two aligned loads."""
+    import numpy as np
+
+    q = offsets >> 3
+    r = (offsets & 7).astype(np.uint64) << np.uint64(3)
+    # (hi << 1) << (63 - r) is hi << (64 - r), and 0 for r == 0 (a shift by 64 would be undefined)
+    return (words.take(q) >> r) | ((words.take(q + 1) << np.uint64(1)) << (np.uint64(63) - r))
+
+
 def _pack_tokens(chunk: bytes, starts: "np.ndarray", ends: "np.ndarray") -> tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
     """Pack every token into two words ``(k1, k2)``; return them and the indices of the longer tokens."""
     import numpy as np
-    from numpy.lib.stride_tricks import as_strided
 
     c = _np_consts()
-    padded = np.zeros(len(chunk) + 16, dtype=np.uint8)
+    padded = np.zeros((len(chunk) + 31) // 8 * 8, dtype=np.uint8)
     padded[:len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-    windows = as_strided(padded, shape=(len(chunk) + 8, 8), strides=(1, 1), writeable=False)
+    words = padded.view("<u8")
     length = ends - starts
-    k1 = windows[starts].view("<u8")[:, 0] & c["low"][np.minimum(length, 8)]
+    k1 = _words_at(words, starts) & c["low"].take(np.minimum(length, 8))
     k2 = length.astype(np.uint64) << np.uint64(56)
     over8 = np.flatnonzero(length > 8)
     if not over8.size:
         return k1, k2, over8
     rest = length[over8] - 8
-    k2[over8] |= windows[starts[over8] + 8].view("<u8")[:, 0] & c["low"][np.minimum(rest, 8)]
+    k2[over8] |= _words_at(words, starts[over8] + 8) & c["low"].take(np.minimum(rest, 8))
     return k1, k2, over8[rest > _MAX_PACKED - 8]
 
 

@@ -159,8 +159,10 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def save_vocab(v: dict[str, int], path: str | os.PathLike) -> None:
     """Save a vocabulary as UTF-8 JSON (non-ASCII kept, one entry per line in id order), atomically."""
     validate_vocab(v, name=os.fspath(path))
-    quote = encode_basestring  # JSON string literal, non-ASCII kept (C implementation)
-    body = ",\n".join(f"  {quote(token)}: {idx}" for token, idx in sorted(v.items(), key=lambda item: item[1]))
+    # tokens in id order (ids are exactly 0..n-1 once validated; a built vocabulary is already in order)
+    tokens = list(v) if list(v.values()) == list(range(len(v))) else id_to_token(v)
+    # "  <JSON string literal, non-ASCII kept>: <id>" per line, all in C-level map/join calls
+    body = ",\n".join(map("  {}: {}".format, map(encode_basestring, tokens), range(len(tokens))))
     write_text_atomic(path, "{\n" + body + "\n}\n")
 
 
