@@ -26,6 +26,44 @@ _INVOKE = re.compile(r"^/endpoints/([^/]+)/invocations$")
 StartResponse = Callable[..., Any]
 
 
+def signed_service(environ: dict) -> str:
+    """The service a request is signed for (``s3``, ``logs``, ...), or "" when unsigned."""
+    m = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return m.group(1) if m else ""
+
+
+class PersistingApp:
+    """WSGI middleware in front of moto: S3 writes are saved to the state folder before they are
+    acknowledged (write-through), CloudWatch Logs writes mark the logs dirty for a periodic save.
+
+    So an object the client was told is stored survives a crash of the local stack. Multipart parts
+    are not saved one by one: the object is saved when the upload completes.
+    """
+
+    def __init__(self, app: Callable, save_s3: Callable[[], None], logs_written: Callable[[], None]):
+        self.app = app
+        self.save_s3 = save_s3
+        self.logs_written = logs_written
+        self.enabled = False  # off while the saved state is being restored
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        if not self.enabled:
+            return self.app(environ, start_response)
+        service = signed_service(environ)
+        method = environ.get("REQUEST_METHOD", "GET")
+        if service == "s3" and method in ("PUT", "POST", "DELETE"):
+            query = environ.get("QUERY_STRING", "")
+            if "partNumber=" in query or (method == "POST" and "uploads" in query.split("&")):
+                return self.app(environ, start_response)  # a part, or the start of an upload
+            body = list(self.app(environ, start_response))  # moto has stored it ...
+            self.save_s3()                                    # ... now the state folder has too
+            return body
+        if service == "logs" and any(op in environ.get("HTTP_X_AMZ_TARGET", "")
+                                     for op in ("PutLogEvents", "CreateLog", "DeleteLog")):
+            self.logs_written()
+        return self.app(environ, start_response)
+
+
 def is_sagemaker(environ: dict) -> bool:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     m = _SCOPE.search(auth)

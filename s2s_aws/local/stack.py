@@ -63,6 +63,11 @@ class LocalStack:
         self._ready_timeout_s = ready_timeout_s
         self._echo = echo
         self._server: Any = None
+        self._save_lock = threading.Lock()
+        self._logs_dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._autosave: threading.Thread | None = None
+        self.logs_save_interval_s = 1.0
         self._thread: threading.Thread | None = None
         self.control_plane: Any = None
         self.ctx: Context | None = None
@@ -82,7 +87,7 @@ class LocalStack:
         import boto3
 
         from .controlplane import ControlPlane
-        from .server import FrontApp
+        from .server import FrontApp, PersistingApp
 
         class _QuietHandler(MotoRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
@@ -93,7 +98,7 @@ class LocalStack:
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
         registry = Registry(self.state_dir)
-        moto_app = DomainDispatcherApplication(create_backend_app)
+        moto_app = PersistingApp(DomainDispatcherApplication(create_backend_app), self._save_s3, self._logs_dirty.set)
         front = FrontApp(None, moto_app)  # type: ignore[arg-type]
         try:
             server = make_server("127.0.0.1", self._port, front, threaded=True, request_handler=_QuietHandler)
@@ -114,6 +119,11 @@ class LocalStack:
         front.cp = self.control_plane
         n_obj = restore_s3(s3, self.state_dir)
         n_ev = restore_logs(logs, self.state_dir)
+        moto_app.enabled = True  # from here on, S3 writes are saved before they are acknowledged
+        self._logs_dirty.clear()
+        self._stopping.clear()
+        self._autosave = threading.Thread(target=self._autosave_logs, name="local-stack-logs-save", daemon=True)
+        self._autosave.start()
         registry.load()
         self.control_plane.restore()
         logger.info("local stack on %s (state %s; restored %d S3 objects, %d log events)",
@@ -127,14 +137,38 @@ class LocalStack:
         assert self.ctx is not None
         try:
             self.control_plane.shutdown()
-            snapshot_s3(self.ctx.s3, self.state_dir)
-            snapshot_logs(self.ctx.logs, self.state_dir)
+            self._stopping.set()
+            if self._autosave is not None:
+                self._autosave.join(timeout=30)
+            self._save_s3()
+            with self._save_lock:
+                snapshot_logs(self.ctx.logs, self.state_dir)
         finally:
             self._server.shutdown()
             self._server.server_close()
             if self._thread is not None:
                 self._thread.join(timeout=10)
             self._server = None
+
+    # ------------------------------------------------------------------ durability
+    def _save_s3(self) -> None:
+        """Write S3 to the state folder (called before an S3 write is acknowledged)."""
+        if self.ctx is None:
+            return
+        with self._save_lock:
+            snapshot_s3(self.ctx.s3, self.state_dir)
+
+    def _autosave_logs(self) -> None:
+        """Save CloudWatch Logs to the state folder about once a second while they change."""
+        while not self._stopping.wait(self.logs_save_interval_s):
+            if self._logs_dirty.is_set() and self.ctx is not None:
+                self._logs_dirty.clear()
+                try:
+                    with self._save_lock:
+                        snapshot_logs(self.ctx.logs, self.state_dir)
+                except Exception:  # never let a failed save kill the thread; the next one retries
+                    logger.warning("saving CloudWatch Logs to %s failed; will retry", self.state_dir, exc_info=True)
+                    self._logs_dirty.set()
 
     def __enter__(self) -> "LocalStack":
         return self.start()

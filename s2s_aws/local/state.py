@@ -8,8 +8,10 @@ Layout under ``state_dir``::
     s3/index.json + s3/blobs/      the S3 snapshot (content-addressed object bodies)
     logs.json                      the CloudWatch Logs snapshot
 
-Moto keeps S3 and CloudWatch Logs in memory, so :class:`StateStore` dumps them on stop and
-restores them on start. SageMaker resources are written through on every change.
+Moto keeps S3 and CloudWatch Logs in memory, so the stack saves them here and restores them on
+start: S3 before each write is acknowledged (write-through, see ``server.PersistingApp``; objects
+whose ETag did not change are not read again), logs about once a second and on stop. SageMaker
+resources are written through on every change.
 """
 from __future__ import annotations
 
@@ -134,13 +136,23 @@ def snapshot_s3(s3: Any, root: Path) -> int:
     base = root / "s3"
     blobs = base / "blobs"
     blobs.mkdir(parents=True, exist_ok=True)
+    try:  # objects whose ETag did not change since the last snapshot are not read again
+        previous = json.loads((base / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
     index: dict[str, dict] = {}
     count = 0
     for bucket in s3.list_buckets().get("Buckets", []):
         bname = bucket["Name"]
         objects: dict[str, dict] = {}
+        known = (previous.get(bname) or {}).get("objects") or {}
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bname):
             for obj in page.get("Contents", []):
+                prev = known.get(obj["Key"])
+                if prev and prev.get("ETag") == obj.get("ETag") and (blobs / prev["sha256"]).exists():
+                    objects[obj["Key"]] = prev
+                    count += 1
+                    continue
                 resp = s3.get_object(Bucket=bname, Key=obj["Key"])
                 digest = hashlib.sha256()
                 fd, tmp = tempfile.mkstemp(dir=blobs, suffix=".tmp")
@@ -154,7 +166,7 @@ def snapshot_s3(s3: Any, root: Path) -> int:
                 else:
                     os.replace(tmp, blobs / sha)
                 objects[obj["Key"]] = {"sha256": sha, "ContentType": resp.get("ContentType"),
-                                       "Metadata": resp.get("Metadata") or {}}
+                                       "Metadata": resp.get("Metadata") or {}, "ETag": obj.get("ETag")}
                 count += 1
         index[bname] = {"objects": objects}
     atomic_write_json(base / "index.json", index)
