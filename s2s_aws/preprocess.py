@@ -259,6 +259,26 @@ _STATE: dict[str, Any] = {}
 def _init_worker(barrier: Any) -> None:
     _STATE.clear()
     _STATE["barrier"] = barrier
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    """In a worker process: let glibc's malloc reuse freed memory instead of returning it to the system.
+
+    Every chunk allocates the same few dozen numpy arrays of a few MiB; by default each one is a fresh
+    ``mmap`` whose pages fault in again (about 20 % of the CPU time went to the kernel). Keeping freed
+    blocks on the heap makes later chunks reuse them. Memory stays bounded by one chunk's working set.
+    Does nothing where there is no glibc ``mallopt``.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):  # pragma: no cover - not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)   # blocks up to 32 MiB come from the heap (the glibc maximum)
+    mallopt(m_trim_threshold, 256 << 20)  # and freed ones stay there for reuse
 
 
 def _after_broadcast() -> None:
@@ -457,6 +477,15 @@ class _KeyTable:
         return out
 
 
+class _Table(NamedTuple):
+    """One process's distinct tokens of one side, by local id (what pass 1 sends to the parent)."""
+
+    k1: "np.ndarray"
+    k2: "np.ndarray"
+    long: list[bytes]
+    counts: "np.ndarray"
+
+
 class _SideIndex:
     """One side's distinct tokens seen by this process: local ids, their counts, their bytes."""
 
@@ -491,6 +520,28 @@ class _SideIndex:
                                                                  dtype=np.int64)])
         self.counts[:n] += np.bincount(ids, minlength=n)
 
+    def export(self) -> "_Table":
+        """The distinct tokens (packed keys, by local id), the long ones, and the counts."""
+        n = self.table.n
+        return _Table(self.table.keys1[:n].copy(), self.table.keys2[:n].copy(), list(self.long),
+                      self.counts[:n].copy())
+
+    def merge(self, part: "_Table") -> "np.ndarray":
+        """Add another process's tokens and counts; return their ids in this index (by their local id)."""
+        import numpy as np
+
+        k1 = part.k1.copy()
+        long = np.flatnonzero(part.k2 == _np_consts()["long"])
+        if long.size:  # long tokens are numbered per process: renumber them in this index
+            k1[long] = np.fromiter(map(self.long.__getitem__, (part.long[i] for i in k1[long].tolist())),
+                                   dtype=np.uint64, count=long.size)
+        ids = self.table.ids(k1, part.k2)
+        n = self.table.n
+        if self.counts.size < n:
+            self.counts = np.concatenate([self.counts, np.zeros(n - self.counts.size, dtype=np.int64)])
+        self.counts[ids] += part.counts  # ids are distinct: one per distinct token of the part
+        return ids
+
     def tokens(self, first: int = 0) -> list[bytes]:
         """The bytes of the tokens with local ids ``first``, ``first + 1``, ... (in id order)."""
         import numpy as np
@@ -522,11 +573,11 @@ class _SideIndex:
         return self.vocab_map[local]
 
 
-def _flush_index() -> tuple[int, list[tuple[list[bytes], "np.ndarray"]]]:
+def _flush_index() -> tuple[int, list["_Table"]]:
     """This worker's distinct tokens (by local id) and their counts, per side; resets the state."""
     indexes = _STATE.pop("index", None) or (_SideIndex(), _SideIndex())
     _after_broadcast()
-    return os.getpid(), [(index.tokens(), index.counts[:index.table.n]) for index in indexes]
+    return os.getpid(), [index.export() for index in indexes]
 
 
 def _set_id_maps(maps: dict[int, tuple["np.ndarray", "np.ndarray"]]) -> None:
@@ -865,25 +916,30 @@ def preprocess(
             for i, pid in enumerate(runner.map(_scan_pair, tasks)):
                 spills.append((os.path.join(spill_dir, f"{i}.npy"), pid, out_file(i, "train")))
             tables = runner.broadcast(_flush_index)
-            src_counts: collections.Counter = collections.Counter()
-            trg_counts: collections.Counter = collections.Counter()
-            for _, ((s_keys, s_n), (t_keys, t_n)) in tables:
-                src_counts.update(dict(zip(s_keys, s_n.tolist())))
-                trg_counts.update(dict(zip(t_keys, t_n.tolist())))
+            # merge the workers' tables (numpy), rank, and map every worker's local ids to vocabulary ids
+            merged = (_SideIndex(),) if single_vocab else (_SideIndex(), _SideIndex())
+            global_ids = {pid: [merged[side % len(merged)].merge(table) for side, table in enumerate(parts)]
+                          for pid, parts in tables}
+            del tables
+            tokens = [index.tokens() for index in merged]
+            to_vocab: list = [None, None]  # per side: merged id -> vocabulary id
             if single_vocab:
-                src_counts.update(trg_counts)
-                shared = vocab_mod.build_vocab_bytes(src_counts, num_words_source, min_count_source)
-                src_vocab, trg_vocab = src_vocab or shared, trg_vocab or shared
+                src_vocab, to_vocab[0] = _rank(tokens[0], merged[0].counts[:len(tokens[0])], num_words_source,
+                                               min_count_source)
+                trg_vocab, to_vocab[1] = src_vocab, to_vocab[0]
             else:
                 if src_vocab is None:
-                    src_vocab = vocab_mod.build_vocab_bytes(src_counts, num_words_source, min_count_source)
+                    src_vocab, to_vocab[0] = _rank(tokens[0], merged[0].counts[:len(tokens[0])],
+                                                   num_words_source, min_count_source)
                 if trg_vocab is None:
-                    trg_vocab = vocab_mod.build_vocab_bytes(trg_counts, num_words_target, min_count_target)
-            del src_counts, trg_counts
-            sv, tv = _bytes_keys(src_vocab), _bytes_keys(trg_vocab)
-            runner.broadcast(_set_id_maps, {pid: (_id_map(s_keys, sv), _id_map(t_keys, tv))
-                                            for pid, ((s_keys, _), (t_keys, _)) in tables})
-            del tables
+                    trg_vocab, to_vocab[1] = _rank(tokens[1], merged[1].counts[:len(tokens[1])],
+                                                   num_words_target, min_count_target)
+            for side, v in enumerate((src_vocab, trg_vocab)):
+                if to_vocab[side] is None:  # a given vocabulary
+                    to_vocab[side] = _vocab_ids(tokens[side % len(merged)], v)
+            runner.broadcast(_set_id_maps, {pid: tuple(to_vocab[side].take(ids) for side, ids in enumerate(parts))
+                                            for pid, parts in global_ids.items()})
+            del merged, tokens, global_ids, to_vocab
             train = _write_records(runner.map(_encode_spilled, spills), tmp, report, "train")
         else:
             runner.broadcast(_set_vocabs, _bytes_keys(src_vocab), _bytes_keys(trg_vocab))
@@ -927,10 +983,42 @@ def preprocess(
     return summary
 
 
-def _id_map(keys: list[bytes], v: dict[bytes, int]) -> "np.ndarray":
+def _rank(tokens: list[bytes], counts: "np.ndarray", num_words: int,
+          min_count: int) -> tuple[dict[str, int], "np.ndarray"]:
+    """The vocabulary rule of :func:`s2s_aws.formats.vocab.build_vocab` for distinct byte tokens and
+    their counts: specials first, then words with count >= ``min_count`` by count descending, ties by
+    the word descending (UTF-8 byte order is code-point order); the first ``num_words`` are kept.
+
+    Returns the vocabulary and, for each token, its id in it (int32; ``<unk>`` for the words left out).
+    """
     import numpy as np
 
-    return np.fromiter(map(v.get, keys, itertools.repeat(vocab_mod.UNK_ID)), dtype=np.int64, count=len(keys))
+    vocab_mod.build_vocab({}, num_words, min_count)  # the same argument checks
+    ids = np.full(len(tokens), vocab_mod.UNK_ID, dtype=np.int32)
+    keep = counts >= min_count
+    for special_id, special in enumerate(vocab_mod.SPECIALS):  # a corpus token spelled like a special
+        try:                                                   # keeps the special id
+            i = tokens.index(special.encode())
+        except ValueError:
+            continue
+        keep[i], ids[i] = False, special_id
+    words = sorted(np.flatnonzero(keep).tolist(), key=tokens.__getitem__, reverse=True)
+    order = np.asarray(words, dtype=np.int64)
+    order = order[np.argsort(-counts[order], kind="stable")][:num_words]
+    first = len(vocab_mod.SPECIALS)
+    ids[order] = np.arange(first, first + order.size, dtype=np.int32)
+    v = {symbol: i for i, symbol in enumerate(vocab_mod.SPECIALS)}
+    v.update(zip(map(bytes.decode, map(tokens.__getitem__, order.tolist())), range(first, first + order.size)))
+    return v, ids
+
+
+def _vocab_ids(tokens: list[bytes], v: dict[str, int]) -> "np.ndarray":
+    """The id in ``v`` of each token (``<unk>`` when missing), as int32."""
+    import numpy as np
+
+    table = _bytes_keys(v)
+    return np.fromiter(map(table.get, tokens, itertools.repeat(vocab_mod.UNK_ID)), dtype=np.int32,
+                       count=len(tokens))
 
 
 def _bytes_keys(v: dict[str, int]) -> dict[bytes, int]:

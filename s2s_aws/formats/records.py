@@ -227,15 +227,18 @@ def encode_pairs_framed(source_ids: "np.ndarray", source_lengths: "np.ndarray",
     if (n and (int(s_len.min()) < 0 or int(t_len.min()) < 0)) or int(s_len.sum()) != s_ids.size \
             or int(t_len.sum()) != t_ids.size:
         raise InputError("the lengths do not add up to the number of ids; give one length per sequence")
+    tops = []
     for ids in (s_ids, t_ids):
-        if ids.size and (int(ids.min()) < 0 or int(ids.max()) > _INT32_MAX):
+        top = int(ids.max()) if ids.size else 0
+        if ids.size and (int(ids.min()) < 0 or top > _INT32_MAX):
             raise InputError("bulk encoding takes ids in [0, 2**31); use encode_pair for other values")
+        tops.append(top)
     if n == 0:
         return b""
 
     sides = []
-    for key, ids, lengths in ((SOURCE, s_ids, s_len), (TARGET, t_ids, t_len)):
-        vl = _vlen(ids, _INT32_MAX)
+    for key, ids, lengths, top_id in ((SOURCE, s_ids, s_len, tops[0]), (TARGET, t_ids, t_len, tops[1])):
+        vl = _vlen(ids, top_id)
         total = np.zeros(ids.size + 1, dtype=np.int64)
         np.cumsum(vl, out=total[1:])                      # varint bytes before each token
         first = np.zeros(n + 1, dtype=np.int64)
