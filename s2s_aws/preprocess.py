@@ -576,11 +576,14 @@ class _SideIndex:
         self.counts[ids] += part.counts  # ids are distinct: one per distinct token of the part
         return ids
 
-    def tokens(self, first: int = 0) -> list[bytes]:
-        """The bytes of the tokens with local ids ``first``, ``first + 1``, ... (in id order)."""
+    def tokens(self, first: int = 0, ids: "np.ndarray | None" = None) -> list[bytes]:
+        """The bytes of the tokens with local ids ``first``, ``first + 1``, ... (or ``ids``), in that order."""
         import numpy as np
 
-        k1, k2 = self.table.keys1[first:self.table.n], self.table.keys2[first:self.table.n]
+        if ids is None:
+            k1, k2 = self.table.keys1[first:self.table.n], self.table.keys2[first:self.table.n]
+        else:
+            k1, k2 = self.table.keys1.take(ids), self.table.keys2.take(ids)
         n = k1.size
         raw = np.empty((n, 16), dtype=np.uint8)
         raw[:, :8] = k1.astype("<u8").view(np.uint8).reshape(n, 8)
@@ -955,25 +958,21 @@ def preprocess(
             global_ids = {pid: [merged[side % len(merged)].merge(table) for side, table in enumerate(parts)]
                           for pid, parts in tables}
             del tables
-            tokens = [index.tokens() for index in merged]
             to_vocab: list = [None, None]  # per side: merged id -> vocabulary id
             if single_vocab:
-                src_vocab, to_vocab[0] = _rank(tokens[0], merged[0].counts[:len(tokens[0])], num_words_source,
-                                               min_count_source)
+                src_vocab, to_vocab[0] = _rank(merged[0], num_words_source, min_count_source)
                 trg_vocab, to_vocab[1] = src_vocab, to_vocab[0]
             else:
                 if src_vocab is None:
-                    src_vocab, to_vocab[0] = _rank(tokens[0], merged[0].counts[:len(tokens[0])],
-                                                   num_words_source, min_count_source)
+                    src_vocab, to_vocab[0] = _rank(merged[0], num_words_source, min_count_source)
                 if trg_vocab is None:
-                    trg_vocab, to_vocab[1] = _rank(tokens[1], merged[1].counts[:len(tokens[1])],
-                                                   num_words_target, min_count_target)
+                    trg_vocab, to_vocab[1] = _rank(merged[1], num_words_target, min_count_target)
             for side, v in enumerate((src_vocab, trg_vocab)):
                 if to_vocab[side] is None:  # a given vocabulary
-                    to_vocab[side] = _vocab_ids(tokens[side % len(merged)], v)
+                    to_vocab[side] = _vocab_ids(merged[side % len(merged)].tokens(), v)
             runner.broadcast(_set_id_maps, {pid: tuple(to_vocab[side].take(ids) for side, ids in enumerate(parts))
                                             for pid, parts in global_ids.items()})
-            del merged, tokens, global_ids, to_vocab
+            del merged, global_ids, to_vocab
             train = _write_records(runner.map(_encode_spilled, spills), tmp, report, "train")
         else:
             runner.broadcast(_set_vocabs, _bytes_keys(src_vocab), _bytes_keys(trg_vocab))
@@ -1017,32 +1016,40 @@ def preprocess(
     return summary
 
 
-def _rank(tokens: list[bytes], counts: "np.ndarray", num_words: int,
-          min_count: int) -> tuple[dict[str, int], "np.ndarray"]:
-    """The vocabulary rule of :func:`s2s_aws.formats.vocab.build_vocab` for distinct byte tokens and
+def _rank(index: _SideIndex, num_words: int, min_count: int) -> tuple[dict[str, int], "np.ndarray"]:
+    """The vocabulary rule of :func:`s2s_aws.formats.vocab.build_vocab` for the tokens of ``index`` and
     their counts: specials first, then words with count >= ``min_count`` by count descending, ties by
     the word descending (UTF-8 byte order is code-point order); the first ``num_words`` are kept.
 
-    Returns the vocabulary and, for each token, its id in it (int32; ``<unk>`` for the words left out).
+    Returns the vocabulary and, for each token of ``index``, its id in it (int32; ``<unk>`` for the
+    words left out). Only the kept words are turned into strings.
     """
     import numpy as np
 
     vocab_mod.build_vocab({}, num_words, min_count)  # the same argument checks
-    ids = np.full(len(tokens), vocab_mod.UNK_ID, dtype=np.int32)
+    n = index.table.n
+    k1, k2, counts = index.table.keys1[:n], index.table.keys2[:n], index.counts[:n]
+    ids = np.full(n, vocab_mod.UNK_ID, dtype=np.int32)
     keep = counts >= min_count
-    for special_id, special in enumerate(vocab_mod.SPECIALS):  # a corpus token spelled like a special
-        try:                                                   # keeps the special id
-            i = tokens.index(special.encode())
-        except ValueError:
-            continue
-        keep[i], ids[i] = False, special_id
-    words = sorted(np.flatnonzero(keep).tolist(), key=tokens.__getitem__, reverse=True)
-    order = np.asarray(words, dtype=np.int64)
-    order = order[np.argsort(-counts[order], kind="stable")][:num_words]
+    specials = " ".join(vocab_mod.SPECIALS).encode() + b"\n"
+    s_k1, s_k2, _ = _pack_tokens(specials, *_token_bounds(np.frombuffer(specials, dtype=np.uint8)))
+    for special_id, (a, b) in enumerate(zip(s_k1.tolist(), s_k2.tolist())):
+        found = np.flatnonzero((k1 == a) & (k2 == b))  # a corpus token spelled like a special
+        keep[found], ids[found] = False, special_id    # keeps the special id
+    words = np.flatnonzero(keep)
+    length = k2.take(words) >> np.uint64(56)
+    if (length == _LONG_LENGTH).any():  # tokens over 15 bytes: compare the bytes themselves
+        tokens = index.tokens(ids=words)
+        words = words[sorted(range(words.size), key=tokens.__getitem__, reverse=True)]
+    else:
+        # packed tokens sort like their bytes by (first 8 bytes big-endian, next 7 big-endian, length)
+        low56 = np.uint64((1 << 56) - 1)
+        words = words[np.lexsort((length, (k2.take(words) & low56).byteswap(), k1.take(words).byteswap()))[::-1]]
+    order = words[np.argsort(-counts.take(words), kind="stable")][:num_words]
     first = len(vocab_mod.SPECIALS)
     ids[order] = np.arange(first, first + order.size, dtype=np.int32)
     v = {symbol: i for i, symbol in enumerate(vocab_mod.SPECIALS)}
-    v.update(zip(map(bytes.decode, map(tokens.__getitem__, order.tolist())), range(first, first + order.size)))
+    v.update(zip(map(bytes.decode, index.tokens(ids=order)), range(first, first + order.size)))
     return v, ids
 
 
