@@ -8,13 +8,17 @@ one run:
   ``str.split()``, one protobuf ``Record`` message per pair, sequential framed writes;
 - ``ours``: :func:`s2s_aws.preprocess.preprocess` with ``--workers`` processes.
 
-It checks that both wrote identical vocabularies and identical record contents (parsed, pair by pair),
-and prints wall time, pairs/s, the ratio, and peak RSS (the parent process and the largest worker).
+Each implementation runs ``--repeat`` times, interleaved (ours, straightforward, ours, ...), because the
+machine is shared: the table shows the medians of wall and CPU seconds (CPU: the process and all its
+children, i.e. all of ours's worker processes) and the ratio of the medians, with the load average
+seen during the runs. It checks that both wrote identical vocabularies and identical record contents
+(parsed, pair by pair), and that every run of ours wrote the same bytes; it also reports peak RSS
+(the parent process and the largest worker).
 
 Usage::
 
-    .venv/bin/python benchmarks/preprocess.py --pairs 1000000
-    .venv/bin/python benchmarks/preprocess.py --pairs 4000000 --skip-straightforward   # memory growth
+    .venv/bin/python benchmarks/preprocess.py --pairs 1000000 --repeat 5
+    .venv/bin/python benchmarks/preprocess.py --pairs 4000000 --repeat 1 --skip-straightforward  # memory
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ import json
 import os
 import platform
 import resource
+import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -169,10 +175,18 @@ def _same_outputs(a: Path, b: Path) -> None:
             n += 1
 
 
+def _same_files(a: Path, b: Path) -> None:
+    for name in ("vocab.src.json", "vocab.trg.json", "train.rec", "val.rec"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs between runs of ours"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=None, help="ours: worker processes (default: auto)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each implementation, interleaved (ours, straightforward, ours, ...); "
+                             "the ratio is of the medians (default: 3)")
     parser.add_argument("--skip-straightforward", action="store_true", help="run ours only (memory scaling)")
     parser.add_argument("--tmpdir", default=None, help="where to put the corpus (default: system temp)")
     parser.add_argument("--run-one", choices=["ours", "straightforward"], help=argparse.SUPPRESS)
@@ -192,26 +206,40 @@ def main(argv: list[str] | None = None) -> int:
         size = sum(p.stat().st_size for p in corpus.iterdir())
         print(f"corpus: {args.pairs:,} training pairs, {size / 2**20:.0f} MiB, generated in "
               f"{time.perf_counter() - t0:.1f}s", flush=True)
-        results = {"ours": _child("ours", corpus, root / "ours", args.workers)}
-        print(f"ours: {json.dumps(results['ours'])}", flush=True)
-        if not args.skip_straightforward:
-            results["straightforward"] = _child("straightforward", corpus, root / "plain", None)
-            print(f"straightforward: {json.dumps(results['straightforward'])}", flush=True)
-            _same_outputs(root / "ours", root / "plain")
-            print("outputs: identical vocabularies and record contents", flush=True)
-        load = os.getloadavg()
+        names = ["ours"] + ([] if args.skip_straightforward else ["straightforward"])
+        runs: dict[str, list[dict]] = {name: [] for name in names}
+        loads = [os.getloadavg()]
+        for i in range(args.repeat):
+            for name in names:
+                out = root / f"{name}-{i}"
+                r = _child(name, corpus, out, args.workers if name == "ours" else None)
+                runs[name].append(r)
+                loads.append(os.getloadavg())
+                print(f"{name} #{i + 1}: {json.dumps(r)} (load {loads[-1][0]:.1f})", flush=True)
+                if name == "ours" and i:
+                    _same_files(root / "ours-0", out)
+                if name == "straightforward" and i == 0:
+                    _same_outputs(root / "ours-0", out)
+                    print("outputs: identical vocabularies and record contents", flush=True)
+                shutil.rmtree(out) if i else None
+        one = [load[0] for load in loads]
         print()
         print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} usable CPUs, Python "
-              f"{platform.python_version()}, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
-        print("| implementation | pairs | wall s | pairs/s | CPU s (all processes) | peak RSS parent MiB | "
-              "peak RSS largest worker MiB |")
-        print("|---|---|---|---|---|---|---|")
-        for name, r in results.items():
-            print(f"| {name} | {args.pairs:,} | {r['seconds']:.2f} | {r['written'] / r['seconds']:,.0f} | "
-                  f"{r['cpu_seconds']:.2f} | {r['rss_parent_mib']:.0f} | {r['rss_worker_max_mib']:.0f} |")
-        if "straightforward" in results:
-            a, b = results["straightforward"], results["ours"]
-            print(f"\nratio straightforward / ours: wall {a['seconds'] / b['seconds']:.2f}x, "
+              f"{platform.python_version()}; 1-minute load average during the runs {min(one):.1f}-{max(one):.1f}")
+        print("| implementation | pairs | runs | wall s (median) | pairs/s | CPU s, all processes (median) | "
+              "peak RSS parent MiB | peak RSS largest worker MiB |")
+        print("|---|---|---|---|---|---|---|---|")
+        med: dict[str, dict] = {}
+        for name, rs in runs.items():
+            m = med[name] = {key: statistics.median(r[key] for r in rs)
+                             for key in ("seconds", "cpu_seconds", "rss_parent_mib", "rss_worker_max_mib")}
+            walls = ", ".join(f"{r['seconds']:.2f}" for r in rs)
+            print(f"| {name} | {args.pairs:,} | {len(rs)} ({walls}) | {m['seconds']:.2f} | "
+                  f"{rs[0]['written'] / m['seconds']:,.0f} | {m['cpu_seconds']:.2f} | {m['rss_parent_mib']:.0f} | "
+                  f"{m['rss_worker_max_mib']:.0f} |")
+        if "straightforward" in med:
+            a, b = med["straightforward"], med["ours"]
+            print(f"\nratio straightforward / ours (medians): wall {a['seconds'] / b['seconds']:.2f}x, "
                   f"CPU {a['cpu_seconds'] / b['cpu_seconds']:.2f}x")
     return 0
 
