@@ -10,16 +10,28 @@ their magic bytes) are read transparently; a pair with a blank side is skipped a
 side still counts towards the vocabulary, which is built from the training *files*); unknown tokens
 map to ``<unk>`` = 1. A source and target file with different line counts is an error.
 
-How it works: the training pairs are read as aligned chunks of a few MiB of whole lines and handed
-to worker processes (with ``workers=1``, run inline). Pass 1 tokenizes each chunk once, splitting
-bytes (not str): every token becomes an id in the worker's own token table (one C-level dict lookup
-per token), the counts come from ``numpy.bincount``, and the chunk's ids are spilled to a temporary
-file beside the outputs. The tables are merged once to build the vocabularies. Pass 2 is numpy only:
-it maps the spilled ids to vocabulary ids and builds the RecordIO/protobuf bytes of a whole chunk at
-once (:func:`s2s_aws.formats.records.encode_pairs_framed`). The parent writes results in input
-order; at most ``2 * workers`` chunks are in flight, so memory stays flat whatever the corpus size
-(only the token tables grow, with the number of distinct tokens). Validation pairs, and training
-pairs when both vocabularies are given, take one pass with the vocabularies' dicts.
+How it works (no Python code runs per token or per line; see BENCHMARKS.md, "Preprocessing"): the
+training pairs are cut into aligned chunks of whole lines (about 1 MiB of source text) and handed to
+worker processes (with ``workers=1``, run inline); a worker reads a plain input's chunk itself by offset,
+and hands encoded records back as a file that the parent appends with ``copy_file_range``, so no text
+or records go through pipes.
+
+- Pass 1 (per chunk): normalize the bytes (:func:`normalize_chunk`: invalid UTF-8 replaced, the
+  non-ASCII whitespace of ``str.split`` turned into spaces, both only where present), find token
+  boundaries and tokens per line with numpy, pack every token of up to 15 bytes exactly into two
+  64-bit words, and map the words to dense local ids with a numpy open-addressing hash table
+  (:class:`_KeyTable`; rarer longer tokens go through a dict). Counts come from ``numpy.bincount``;
+  the local ids and line lengths are spilled to a temporary folder beside the outputs.
+- The parent merges the workers' tables (numpy again), ranks the words (``numpy.lexsort`` on the packed
+  words, which sort like the bytes) and sends each worker a local-id -> vocabulary-id array.
+- Pass 2 (per chunk): one ``take`` maps the spilled ids, and
+  :func:`s2s_aws.formats.records.encode_pairs_framed` builds the RecordIO/protobuf bytes of the whole
+  chunk at once.
+
+The parent writes results in input order; at most ``2 * workers`` chunks are in flight, so memory stays
+flat whatever the corpus size (only the token tables grow, with the number of distinct tokens).
+Validation pairs, and training pairs when both vocabularies are given, take one pass (tokens that are
+new to a worker's table are looked up in the vocabulary once).
 
 Example::
 
@@ -109,7 +121,12 @@ def normalize_chunk(chunk: bytes) -> bytes:
     that ``str.split()`` gives on the decoded text. (U+FFFD is not whitespace, so replacing bytes never
     moves a token boundary.)
     """
-    chunk = chunk.translate(_ASCII_EXTRA)
+    return _normalize(chunk.translate(_ASCII_EXTRA))
+
+
+def _normalize(chunk: bytes) -> bytes:
+    """:func:`normalize_chunk` but leaving ``\\x1c``-``\\x1f`` alone (:func:`_token_bounds` treats them as
+    whitespace: one pass over the bytes fewer)."""
     if chunk.isascii():
         return chunk
     try:
@@ -341,10 +358,12 @@ def _np_consts() -> dict[str, Any]:
 
 
 def _token_bounds(a: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
-    """Start and end offsets of the tokens of a normalized chunk (as uint8 array) ending in whitespace."""
+    """Start and end offsets of the tokens of a chunk (as uint8 array, see :func:`_normalize`) that ends
+    in whitespace."""
     import numpy as np
 
-    ws = ((a - np.uint8(9)) <= 4) | (a == 32)  # \t \n \v \f \r and space: what bytes.split() splits on
+    # \t \n \v \f \r, \x1c-\x1f and space: the ASCII characters str.split() splits on
+    ws = ((a - np.uint8(9)) <= 4) | (a == 32) | ((a - np.uint8(0x1C)) <= 3)
     edges = np.flatnonzero(np.diff(ws, prepend=True))  # alternately a token's start and its end
     return edges[0::2], edges[1::2]
 
@@ -527,7 +546,7 @@ class _SideIndex:
         self.vocab_map = np.zeros(0, dtype=np.int32)  # local id -> vocabulary id (known vocabularies)
 
     def local_ids(self, chunk: bytes) -> tuple["np.ndarray", "np.ndarray"]:
-        """Local ids of the tokens of a normalized chunk, and the number of tokens on each line."""
+        """Local ids of the tokens of a chunk (see :func:`_normalize`), and the number of tokens on each line."""
         import numpy as np
 
         a = np.frombuffer(chunk, dtype=np.uint8)
@@ -550,7 +569,7 @@ class _SideIndex:
                                                                  dtype=np.int64)])
         self.counts[:n] += np.bincount(ids, minlength=n)
         self.chunks += 1
-        if self.chunks & (self.chunks - 1) == 0 or self.table.bits != self.bits_seen:  # 1, 2, 4, 8, ... or grown
+        if self.chunks in (1, 2, 4, 8, 16) or self.table.bits != self.bits_seen:  # early on, or grown
             self.table.rebuild(self.counts)
             self.bits_seen = self.table.bits
 
@@ -633,7 +652,7 @@ def _scan_pair(src_chunk: "bytes | _FileSlice", trg_chunk: "bytes | _FileSlice",
     indexes = _STATE.setdefault("index", (_SideIndex(), _SideIndex()))
     with open(spill_path, "wb") as f:
         for index, chunk in zip(indexes, (src_chunk, trg_chunk)):
-            local, lines = index.local_ids(normalize_chunk(_load(chunk)))
+            local, lines = index.local_ids(_normalize(_load(chunk)))
             index.count(local)
             np.save(f, local)
             np.save(f, lines.astype(np.int32))
@@ -658,7 +677,7 @@ def _encode_chunk(src_chunk: "bytes | _FileSlice", trg_chunk: "bytes | _FileSlic
     indexes = _STATE.setdefault("encode_index", (_SideIndex(), _SideIndex()))
     arrays = []
     for index, vocab, chunk in zip(indexes, vocabs, (src_chunk, trg_chunk)):
-        local, lines = index.local_ids(normalize_chunk(_load(chunk)))
+        local, lines = index.local_ids(_normalize(_load(chunk)))
         arrays += [index.vocab_ids(local, vocab), lines]
     return _emit(_encode_ids(*arrays), out_path)
 
