@@ -149,7 +149,21 @@ def _run_one(which: str, corpus: Path, out: Path, workers: int | None) -> None:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     print(json.dumps({"seconds": seconds, "written": written,
                       "cpu_seconds": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
-                      "rss_parent_mib": me.ru_maxrss / 1024, "rss_worker_max_mib": kids.ru_maxrss / 1024}))
+                      "rss_parent_mib": _own_peak_rss_mib(me.ru_maxrss / 1024),
+                      "rss_worker_max_mib": kids.ru_maxrss / 1024}))
+
+
+def _own_peak_rss_mib(fallback: float) -> float:
+    """This process's peak RSS. Linux carries ``ru_maxrss`` over ``exec`` (so a child started from a big
+    driver would report the driver's size); ``VmHWM`` belongs to this process's own memory."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return fallback
 
 
 def _child(which: str, corpus: Path, out: Path, workers: int | None) -> dict:
