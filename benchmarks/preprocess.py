@@ -36,16 +36,20 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where the corpus is generated: the children that run the
+    import numpy as np  # straightforward implementation do not pay for importing it
 
 
 # --------------------------------------------------------------------------------------------------
 # corpus
 
 
-def _words(n: int, alphabet: str) -> np.ndarray:
+def _words(n: int, alphabet: str) -> "np.ndarray":
     """``n`` distinct words: rank ``r`` spelled in base ``len(alphabet)``, so frequent words are short."""
+    import numpy as np
+
     base = len(alphabet)
     out = []
     for r in range(n):
@@ -60,6 +64,8 @@ def _words(n: int, alphabet: str) -> np.ndarray:
 
 def generate_corpus(folder: Path, pairs: int, seed: int = 1234) -> dict[str, Path]:
     """Write train.src/train.trg (``pairs`` lines) and val.src/val.trg (``pairs // 200``)."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     vocab_src = _words(120_000, "etaoinshrdlucmfwypvbgkjqxz")
     vocab_trg = _words(120_000, "のにはをたがでてとしれさあいうえおかきくけこすせそちつなぬねひふへほまみむめもやゆよ")

@@ -693,6 +693,16 @@ def _emit(result: tuple[bytes, dict[str, int]], out_path: Optional[str]) -> tupl
     return out_path, stats
 
 
+def _without(ids: "np.ndarray", lengths: "np.ndarray", drop: "np.ndarray") -> "np.ndarray":
+    """``ids`` (sequences of ``lengths`` back to back) without the sequences numbered ``drop``."""
+    import numpy as np
+
+    ends = np.cumsum(lengths)
+    cut_from, cut_to = (ends - lengths)[drop].tolist(), ends[drop].tolist()
+    keep_from, keep_to = [0] + cut_to, cut_from + [ids.size]
+    return np.concatenate([ids[a:b] for a, b in zip(keep_from, keep_to) if b > a] or [ids[:0]])
+
+
 def _encode_ids(s_ids: "np.ndarray", s_len: "np.ndarray", t_ids: "np.ndarray",
                 t_len: "np.ndarray") -> tuple[bytes, dict[str, int]]:
     """Drop pairs with a blank side, encode the rest as RecordIO bytes; return them and counters."""
@@ -702,7 +712,8 @@ def _encode_ids(s_ids: "np.ndarray", s_len: "np.ndarray", t_ids: "np.ndarray",
 
     keep = (s_len > 0) & (t_len > 0)
     if not keep.all():
-        s_ids, t_ids = s_ids[np.repeat(keep, s_len)], t_ids[np.repeat(keep, t_len)]
+        drop = np.flatnonzero(~keep)  # few: cut their tokens out by slicing, not with a mask per token
+        s_ids, t_ids = _without(s_ids, s_len, drop), _without(t_ids, t_len, drop)
         s_len, t_len = s_len[keep], t_len[keep]
     stats = {
         "pairs": int(keep.sum()),
