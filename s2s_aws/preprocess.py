@@ -381,9 +381,18 @@ def _words_at(words: "np.ndarray", offsets: "np.ndarray") -> "np.ndarray":
     import numpy as np
 
     q = offsets >> 3
-    r = (offsets & 7).astype(np.uint64) << np.uint64(3)
+    r = (offsets & 7).astype(np.uint64)
+    r <<= np.uint64(3)
+    lo = words.take(q)
+    q += 1
+    hi = words.take(q)
+    lo >>= r
     # (hi << 1) << (63 - r) is hi << (64 - r), and 0 for r == 0 (a shift by 64 would be undefined)
-    return (words.take(q) >> r) | ((words.take(q + 1) << np.uint64(1)) << (np.uint64(63) - r))
+    hi <<= np.uint64(1)
+    np.subtract(np.uint64(63), r, out=r)
+    hi <<= r
+    lo |= hi
+    return lo
 
 
 def _pack_tokens(chunk: bytes, starts: "np.ndarray", ends: "np.ndarray") -> tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
@@ -395,8 +404,10 @@ def _pack_tokens(chunk: bytes, starts: "np.ndarray", ends: "np.ndarray") -> tupl
     padded[:len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
     words = padded.view("<u8")
     length = ends - starts
-    k1 = _words_at(words, starts) & c["low"].take(np.minimum(length, 8))
-    k2 = length.astype(np.uint64) << np.uint64(56)
+    k1 = _words_at(words, starts)
+    k1 &= c["low"].take(np.minimum(length, 8))
+    k2 = length.astype(np.uint64)
+    k2 <<= np.uint64(56)
     over8 = np.flatnonzero(length > 8)
     if not over8.size:
         return k1, k2, over8
@@ -442,7 +453,11 @@ class _KeyTable:
         import numpy as np
 
         c = _np_consts()
-        return (((k1 * c["c1"]) ^ k2) * c["c2"] >> np.uint64(64 - self.bits)).astype(np.intp)
+        h = k1 * c["c1"]
+        h ^= k2
+        h *= c["c2"]
+        h >>= np.uint64(64 - self.bits)
+        return h.view(np.intp)  # < 2**bits: the same values
 
     def _append(self, k1: "np.ndarray", k2: "np.ndarray") -> "np.ndarray":
         import numpy as np
