@@ -77,7 +77,7 @@ class OurTrainer:
         t = self.trainer
         tokens = sentences = 0
         nll = 0.0
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(int(updates)):
             batch = make_batch(t.train_data, self._next_indices())
             t.scheduler.step_update(t.state.step)
@@ -86,9 +86,9 @@ class OurTrainer:
             tokens += int(ntok)
             sentences += int(batch.src.shape[0])
             nll += float(step_nll)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         return {"updates": int(updates), "tokens": tokens, "sentences": sentences, "seconds": seconds,
-                "loss": nll / max(tokens, 1)}
+                "cpu_seconds": cpu, "loss": nll / max(tokens, 1)}
 
 
 def profile_ours(ours: OurTrainer, updates: int) -> str:
@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                 r["tokens_per_s"] = r["tokens"] / r["seconds"]
                 results[side].append(r)
                 print(f"window {i + 1} {side}: {n} updates, {r['tokens']} tokens in {r['seconds']:.1f}s = "
-                      f"{r['tokens_per_s']:.0f} tokens/s (loss {r['loss']:.3f}, load {r['load']})", flush=True)
+                      f"{r['tokens_per_s']:.0f} tokens/s, {r['tokens'] / r['cpu_seconds']:.0f} per CPU-second "
+                      f"(loss {r['loss']:.3f}, load {r['load']})", flush=True)
 
     summary: dict[str, Any] = {"machine": machine, "params": {"ours": ours.params, "joeynmt": peer_params},
                                "rnn_attention_num_hidden": attention, "windows": results}
@@ -162,15 +163,17 @@ def main(argv: list[str] | None = None) -> int:
         summary[side] = {"median_tokens_per_s": common.median(r["tokens_per_s"] for r in rs),
                          "pooled_tokens_per_s": sum(r["tokens"] for r in rs) / sum(r["seconds"] for r in rs),
                          "tokens_per_update": sum(r["tokens"] for r in rs) / sum(r["updates"] for r in rs),
+                         "tokens_per_cpu_s": sum(r["tokens"] for r in rs) / sum(r["cpu_seconds"] for r in rs),
                          "loads": [r["load"] for r in rs]}
     ratio = summary["ours"]["median_tokens_per_s"] / summary["joeynmt"]["median_tokens_per_s"]
     summary["ratio_median"] = ratio
     rows = [(side, f"{summary[side]['median_tokens_per_s']:.0f}", f"{summary[side]['pooled_tokens_per_s']:.0f}",
              " / ".join(f"{r['tokens_per_s']:.0f}" for r in results[side]),
-             f"{summary[side]['tokens_per_update']:.1f}", ", ".join(str(x) for x in summary[side]["loads"]))
+             f"{summary[side]['tokens_per_cpu_s']:.0f}", f"{summary[side]['tokens_per_update']:.1f}",
+             ", ".join(str(x) for x in summary[side]["loads"]))
             for side in ("ours", "joeynmt")]
     print(common.format_table(["implementation", "median tokens/s", "pooled tokens/s", "per window",
-                               "tokens/update", "load avg per window"], rows))
+                               "tokens per CPU-second", "tokens/update", "load avg per window"], rows))
     print(f"ratio ours / JoeyNMT (medians): {ratio:.2f}x")
     if opts.profile:
         print(profile_ours(ours, opts.profile))

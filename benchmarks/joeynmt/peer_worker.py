@@ -7,7 +7,8 @@ logs goes to stderr). Commands:
   ``python -m joeynmt train`` does -> ``{"params": N}``
 - ``{"cmd": "train", "updates": N}``: run N updates of JoeyNMT's own training step (``_train_step``,
   gradient clipping, ``optimizer.step``, scheduler, ``zero_grad``, as in ``train_and_validate``),
-  drawing batches from its own data iterator -> ``{"updates", "tokens", "sentences", "seconds", "loss"}``;
+  drawing batches from its own data iterator -> ``{"updates", "tokens", "sentences", "seconds",
+  "cpu_seconds", "loss"}``;
   ``tokens`` are non-pad target tokens (JoeyNMT's ``batch.ntokens``, ``</s>`` included)
 - ``{"cmd": "setup_decode", "config": PATH, "checkpoint": PATH}``: load a trained model and the
   config's test set -> ``{"params": N, "sentences": N}``
@@ -86,7 +87,7 @@ class Peer:
         t = self.trainer
         tokens = sentences = 0
         loss = 0.0
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(int(updates)):
             batch = self._next_batch()
             batch_loss, _correct = t._train_step(batch)          # forward + backward, JoeyNMT's own
@@ -100,9 +101,9 @@ class Peer:
             tokens += int(batch.ntokens)
             sentences += int(batch.nseqs)
             loss += float(batch_loss)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         return {"updates": int(updates), "tokens": tokens, "sentences": sentences, "seconds": seconds,
-                "loss": loss / max(int(updates), 1)}
+                "cpu_seconds": cpu, "loss": loss / max(int(updates), 1)}
 
     # -- decoding ----------------------------------------------------------------------------
     def setup_decode(self, config: str, checkpoint: str) -> dict[str, Any]:
