@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="train both models here for this long each instead of reusing quality.py's")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=common.THREADS)
+    ap.add_argument("--profile", action="store_true",
+                    help="afterwards, profile our greedy and beam-5 decoding at batch 64 (torch.profiler)")
     ap.add_argument("--json", help="also write the results here")
     opts = ap.parse_args(argv)
     common.setup_logging()
@@ -167,6 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     print(common.format_table(["search", "batch", "ours sent/s", "JoeyNMT sent/s", "ratio", "mean output tokens (ours / JoeyNMT)",
                                "load avg"], rows))
     print(f"ours: beam search with beam 1 == greedy for {same} of {len(ids)} sentences")
+    if opts.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        ours.batch_size = 64
+        for beam in BEAMS:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                ours.translate(sentences, beam_size=beam)
+            print(f"ours, beam {beam}, batch 64:")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
     if opts.json:
         common.atomic_write_text(Path(opts.json), json.dumps(results, indent=2) + "\n")
     return 0

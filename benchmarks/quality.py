@@ -7,12 +7,12 @@ time. The two trainings are started together and take turns on the machine in 30
 counts against each budget.
 
 - Ours: ``s2s-train`` (``python -m s2s_algorithm.train``) on an ``/opt/ml`` tree built from our
-  preprocessing; Adam 0.001, evaluation + checkpoint every 500 updates keeping the best validation
+  preprocessing; Adam 0.001, evaluation + checkpoint every 200 updates keeping the best validation
   perplexity, no early stop inside the budget. At the budget it gets SIGTERM (what SageMaker's
   StopTrainingJob sends): it stops after the current update and writes the best model so far.
 - JoeyNMT: ``python -m joeynmt train --skip-test`` with ``benchmarks/joeynmt/rnn_matched.yaml``
   (same vocabularies, Adam 0.001 constant, tokens-normalised loss, gradient values clipped at 1,
-  validation every 500 updates keeping the best perplexity). At the budget it gets SIGINT, which its
+  validation every 200 updates keeping the best perplexity). At the budget it gets SIGINT, which its
   training loop handles by saving and exiting; ``best.ckpt`` is the model evaluated.
 
 Then both translate test.en with beam 5 (length penalty alpha 1.0, beta 0), batches of 64, and the
@@ -43,7 +43,7 @@ import common  # noqa: E402
 
 logger = logging.getLogger("quality")
 
-CHECKPOINT_EVERY = 500
+CHECKPOINT_EVERY = 200
 MIN_BLEU = 1.0
 
 
