@@ -49,10 +49,16 @@ def _mask_specials(logp: Tensor) -> Tensor:
 
 
 def _force_eos(logp: Tensor, rows: Tensor) -> Tensor:
-    """Rows where ``rows`` is True may only produce ``</s>`` (keeping its log-probability)."""
-    forced = torch.full_like(logp, float("-inf"))
-    forced[:, EOS_ID] = logp[:, EOS_ID]
-    return torch.where(rows[:, None], forced, logp)
+    """Rows where ``rows`` is True may only produce ``</s>`` (keeping its log-probability).
+
+    In place, and only on those rows: most steps have none, and a full-vocabulary ``where`` per step
+    would cost as much as the search itself."""
+    idx = rows.nonzero().squeeze(1)
+    if idx.numel():
+        eos = logp[idx, EOS_ID].clone()
+        logp[idx] = float("-inf")
+        logp[idx, EOS_ID] = eos
+    return logp
 
 
 def _collect(tokens: Tensor, weights: Tensor | None, source_lengths: Tensor) -> list[Hypothesis]:
@@ -73,28 +79,40 @@ def _collect(tokens: Tensor, weights: Tensor | None, source_lengths: Tensor) -> 
 @torch.no_grad()
 def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths: Tensor,
                   attention: bool = False) -> tuple[Tensor, Tensor | None]:
-    """Greedy decoding of a padded batch: tokens ``(B, T)`` and weights ``(B, T, S)`` (or None)."""
+    """Greedy decoding of a padded batch: tokens ``(B, T)`` and weights ``(B, T, S)`` (or None).
+
+    Sentences that have produced ``</s>`` leave the batch: each step only computes the ones still
+    running (their state and encoder output are compacted with ``index_select``)."""
     batch = src.shape[0]
     device = src.device
     enc = model.encode(src, src_lengths)
     state = model.init_state(enc)
     max_lengths = max_lengths.to(device)
+    steps = int(max_lengths.max()) + 1
+    out = torch.full((batch, steps), PAD_ID, dtype=torch.long, device=device)
+    weights = torch.zeros(batch, steps, src.shape[1], device=device) if attention else None
+    active = torch.arange(batch, device=device)        # rows of the original batch still running
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    tokens, weights = [], []
-    for t in range(int(max_lengths.max()) + 1):
+    limits = max_lengths
+    used = 0
+    for t in range(steps):
         logits, state, w = model.step(prev, state, enc)
-        logp = _mask_specials(logits.float())
-        logp = _force_eos(logp, t >= max_lengths)
-        nxt = logp.argmax(-1).masked_fill(finished, PAD_ID)
-        tokens.append(nxt)
-        if attention:
-            weights.append(w)
-        finished = finished | (nxt == EOS_ID)
-        if bool(finished.all()):
+        logp = _force_eos(_mask_specials(logits.float()), t >= limits)
+        nxt = logp.argmax(-1)
+        out[active, t] = nxt
+        if weights is not None:
+            weights[active, t] = w.float()
+        used = t + 1
+        running = nxt != EOS_ID
+        if not bool(running.any()):
             break
-        prev = nxt.masked_fill(finished, PAD_ID)
-    return torch.stack(tokens, 1), (torch.stack(weights, 1) if attention else None)
+        if not bool(running.all()):
+            keep = running.nonzero().squeeze(1)
+            active, nxt, limits = active[keep], nxt[keep], limits[keep]
+            state = model.reorder_state(state, keep)
+            enc = enc.index_select(keep)
+        prev = nxt
+    return out[:, :used], (weights[:, :used] if weights is not None else None)
 
 
 @torch.no_grad()
@@ -125,9 +143,10 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths: T
         logp = _force_eos(logp, (t >= max_lengths) & ~finished)
         vocab = logp.shape[1]
         # a finished hypothesis continues with <pad> at no cost, and with nothing else
-        done_row = torch.full_like(logp[:1], float("-inf"))
-        done_row[0, PAD_ID] = 0.0
-        logp = torch.where(finished[:, None], done_row, logp)
+        done = finished.nonzero().squeeze(1)
+        if done.numel():
+            logp[done] = float("-inf")
+            logp[done, PAD_ID] = 0.0
         new_lengths = lengths + (~finished).long()
         candidates = scores[:, None] + logp                                    # B*K, V
         penalty = ((beta + new_lengths.float()) / (beta + 1.0)) ** alpha
@@ -137,12 +156,13 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths: T
         token = (best % vocab).view(-1)
         scores = candidates.view(batch, k * vocab).gather(1, best).view(-1)
         lengths = new_lengths.index_select(0, parent)
-        finished = finished.index_select(0, parent) | (token == EOS_ID)
+        was_finished = finished.index_select(0, parent)
+        finished = was_finished | (token == EOS_ID)
         state = model.reorder_state(state, parent)
         token_hist.append(token)
         parent_hist.append(parent)
-        if attention:
-            weight_hist.append(w.index_select(0, parent))
+        if attention:  # no weights after a hypothesis' </s> (as greedy_search)
+            weight_hist.append(w.index_select(0, parent).masked_fill(was_finished[:, None], 0.0))
         if bool(finished.all()):
             break
         prev = token.masked_fill(finished, PAD_ID)
