@@ -94,23 +94,35 @@ def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths:
     active = torch.arange(batch, device=device)        # rows of the original batch still running
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
     limits = max_lengths
+    min_limit = int(limits.min())                      # no row is forced to </s> before this step
+    compacted = False
     used = 0
     for t in range(steps):
         logits, state, w = model.step(prev, state, enc)
-        logp = _force_eos(_mask_specials(logits.float()), t >= limits)
+        logp = _mask_specials(logits.float())
+        if t >= min_limit:
+            logp = _force_eos(logp, t >= limits)
         nxt = logp.argmax(-1)
-        out[active, t] = nxt
-        if weights is not None:
-            weights[active, t] = w.float()
+        if compacted:
+            out[active, t] = nxt
+            if weights is not None:
+                weights[active, t] = w.float()
+        else:
+            out[:, t] = nxt
+            if weights is not None:
+                weights[:, t] = w.float()
         used = t + 1
         running = nxt != EOS_ID
-        if not bool(running.any()):
+        n_running = int(running.sum())
+        if n_running == 0:
             break
-        if not bool(running.all()):
+        if n_running < active.numel():
             keep = running.nonzero().squeeze(1)
             active, nxt, limits = active[keep], nxt[keep], limits[keep]
             state = model.reorder_state(state, keep)
             enc = enc.index_select(keep)
+            min_limit = int(limits.min())
+            compacted = True
         prev = nxt
     return out[:, :used], (weights[:, :used] if weights is not None else None)
 
@@ -137,33 +149,44 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths: T
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
     base = (torch.arange(batch, device=device) * k)[:, None]
     token_hist, parent_hist, weight_hist = [], [], []
+    min_limit = int(max_lengths.min())                 # no hypothesis is forced to </s> before this step
+    n_finished = 0
     for t in range(int(max_lengths.max()) + 1):
         logits, state, w = model.step(prev, state, enc)
         logp = _mask_specials(torch.log_softmax(logits.float(), dim=-1))
-        logp = _force_eos(logp, (t >= max_lengths) & ~finished)
+        if t >= min_limit:
+            logp = _force_eos(logp, (t >= max_lengths) & ~finished)
         vocab = logp.shape[1]
         # a finished hypothesis continues with <pad> at no cost, and with nothing else
-        done = finished.nonzero().squeeze(1)
+        done = finished.nonzero().squeeze(1) if n_finished else finished[:0].long()
         if done.numel():
             logp[done] = float("-inf")
             logp[done, PAD_ID] = 0.0
         new_lengths = lengths + (~finished).long()
         candidates = scores[:, None] + logp                                    # B*K, V
-        penalty = ((beta + new_lengths.float()) / (beta + 1.0)) ** alpha
-        ranked = (candidates / penalty[:, None]).view(batch, k * vocab)
+        # Rank by score / lp(length). Every running hypothesis has length t + 1, so ranking all
+        # candidates scaled by lp(t + 1) is the same ranking: only the one finite entry (<pad>) of
+        # each finished hypothesis needs its own scale, not a division of all B*K*V candidates.
+        if done.numel():
+            lp_run = ((beta + t + 1.0) / (beta + 1.0)) ** alpha
+            lp_done = ((beta + new_lengths[done].float()) / (beta + 1.0)) ** alpha
+            candidates[done, PAD_ID] = scores[done] * (lp_run / lp_done)
+        ranked = candidates.view(batch, k * vocab)
         _, best = ranked.topk(k, dim=1)                                        # B, K
         parent = (base + best // vocab).view(-1)
         token = (best % vocab).view(-1)
-        scores = candidates.view(batch, k * vocab).gather(1, best).view(-1)
-        lengths = new_lengths.index_select(0, parent)
         was_finished = finished.index_select(0, parent)
+        # a finished hypothesis keeps its score (its <pad> entry above was only scaled for ranking)
+        scores = torch.where(was_finished, scores.index_select(0, parent), ranked.gather(1, best).view(-1))
+        lengths = new_lengths.index_select(0, parent)
         finished = was_finished | (token == EOS_ID)
         state = model.reorder_state(state, parent)
         token_hist.append(token)
         parent_hist.append(parent)
         if attention:  # no weights after a hypothesis' </s> (as greedy_search)
             weight_hist.append(w.index_select(0, parent).masked_fill(was_finished[:, None], 0.0))
-        if bool(finished.all()):
+        n_finished = int(finished.sum())
+        if n_finished == finished.numel():
             break
         prev = token.masked_fill(finished, PAD_ID)
 
