@@ -12,13 +12,13 @@ import time
 import boto3
 import pytest
 
+from local_utils import FAST, ROLE, model_endpoint_and_running_job
+
 from s2s_aws.local import LocalStack
 
 pytestmark = pytest.mark.slow
 
 PY = sys.executable
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
-FAST = {"Delay": 1, "MaxAttempts": 120}
 
 
 def _start(state_dir):
@@ -61,28 +61,7 @@ def test_local_up_restart_keeps_state(tmp_path):
         assert env["AWS_ENDPOINT_URL"] == info["endpoint_url"].rstrip("/")
         assert env["AWS_ENDPOINT_URL_SAGEMAKER"] == env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == env["AWS_ENDPOINT_URL"]
         s3, sm, rt, logs = _clients(info)
-        s3.create_bucket(Bucket="restart-bucket")
-        for ch in ("train", "validation", "vocab"):
-            s3.put_object(Bucket="restart-bucket", Key=f"d/{ch}/f.bin", Body=b"x")
-        channels = [{"ChannelName": c, "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": f"s3://restart-bucket/d/{c}"}}} for c in ("train", "validation", "vocab")]
-        common = dict(RoleArn=ROLE, AlgorithmSpecification={"TrainingImage": "x", "TrainingInputMode": "File"},
-                      InputDataConfig=channels, OutputDataConfig={"S3OutputPath": "s3://restart-bucket/out"},
-                      ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
-                      StoppingCondition={"MaxRuntimeInSeconds": 600})
-        sm.create_training_job(TrainingJobName="done-job", HyperParameters={"fake_version": "5"}, **common)
-        sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="done-job", WaiterConfig=FAST)
-        art = sm.describe_training_job(TrainingJobName="done-job")["ModelArtifacts"]["S3ModelArtifacts"]
-        sm.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "x", "ModelDataUrl": art})
-        sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{
-            "VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
-        sm.create_endpoint(EndpointName="ep", EndpointConfigName="c")
-        sm.get_waiter("endpoint_in_service").wait(EndpointName="ep", WaiterConfig=FAST)
-        sm.create_training_job(TrainingJobName="running-job", HyperParameters={"fake_seconds": "300"}, **common)
-        deadline = time.time() + 60
-        while sm.describe_training_job(TrainingJobName="running-job")["SecondaryStatus"] != "Training":
-            assert time.time() < deadline
-            time.sleep(0.2)
+        model_endpoint_and_running_job(s3, sm, "restart-bucket", version="5")
         children = _children_of(proc.pid)
         assert len(children) >= 2  # the endpoint's server and the training program
     except BaseException:
@@ -96,13 +75,13 @@ def test_local_up_restart_keeps_state(tmp_path):
     try:
         s3, sm, rt, logs = _clients(info)
         assert s3.get_object(Bucket="restart-bucket", Key="d/train/f.bin")["Body"].read() == b"x"
-        assert s3.head_object(Bucket="restart-bucket", Key="out/done-job/output/model.tar.gz")["ContentLength"] > 0
-        assert sm.describe_training_job(TrainingJobName="done-job")["TrainingJobStatus"] == "Completed"
+        assert s3.head_object(Bucket="restart-bucket", Key="out/model-job/output/model.tar.gz")["ContentLength"] > 0
+        assert sm.describe_training_job(TrainingJobName="model-job")["TrainingJobStatus"] == "Completed"
         d = sm.describe_training_job(TrainingJobName="running-job")
         assert d["TrainingJobStatus"] == "Failed"
         assert "re-run it" in d["FailureReason"]
         streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
-                                            logStreamNamePrefix="done-job/")["logStreams"]
+                                            logStreamNamePrefix="model-job/")["logStreams"]
         events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
                                      logStreamName=streams[0]["logStreamName"], startFromHead=True)["events"]
         assert any("training done" in e["message"] for e in events)

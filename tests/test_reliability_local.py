@@ -20,13 +20,13 @@ from pathlib import Path
 import boto3
 import pytest
 
+from local_utils import FAST, ROLE, model_endpoint_and_running_job
+
 from s2s_aws.local import support
 
 pytestmark = pytest.mark.slow
 
 PY = sys.executable
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
-FAST = {"Delay": 1, "MaxAttempts": 120}
 GONE_WITHIN_S = 30.0
 
 
@@ -157,28 +157,7 @@ def test_sigkill_of_local_up_leaves_no_programs_and_restart_fails_the_job(tmp_pa
     programs: list[int] = []
     try:
         s3, sm, rt = _clients(info)
-        s3.create_bucket(Bucket="crash-bucket")
-        for ch in ("train", "validation", "vocab"):
-            s3.put_object(Bucket="crash-bucket", Key=f"d/{ch}/f.bin", Body=b"x")
-        channels = [{"ChannelName": c, "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": f"s3://crash-bucket/d/{c}"}}} for c in ("train", "validation", "vocab")]
-        common = dict(RoleArn=ROLE, AlgorithmSpecification={"TrainingImage": "x", "TrainingInputMode": "File"},
-                      InputDataConfig=channels, OutputDataConfig={"S3OutputPath": "s3://crash-bucket/out"},
-                      ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
-                      StoppingCondition={"MaxRuntimeInSeconds": 600})
-        sm.create_training_job(TrainingJobName="model-job", HyperParameters={"fake_version": "7"}, **common)
-        sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="model-job", WaiterConfig=FAST)
-        art = sm.describe_training_job(TrainingJobName="model-job")["ModelArtifacts"]["S3ModelArtifacts"]
-        sm.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "x", "ModelDataUrl": art})
-        sm.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{
-            "VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
-        sm.create_endpoint(EndpointName="ep", EndpointConfigName="c")
-        sm.get_waiter("endpoint_in_service").wait(EndpointName="ep", WaiterConfig=FAST)
-        sm.create_training_job(TrainingJobName="running-job", HyperParameters={"fake_seconds": "300"}, **common)
-        deadline = time.time() + 60
-        while sm.describe_training_job(TrainingJobName="running-job")["SecondaryStatus"] != "Training":
-            assert time.time() < deadline, "the training job never started"
-            time.sleep(0.2)
+        model_endpoint_and_running_job(s3, sm, "crash-bucket", version="7")
         programs = _descendants(proc.pid)
         # a launcher and its program for the endpoint and for the job
         assert len(programs) >= 4, programs
