@@ -20,7 +20,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local_utils import FAST, ROLE, model_endpoint_and_running_job
+from local_utils import model_endpoint_and_running_job
 
 from s2s_aws.local import support
 
