@@ -63,8 +63,8 @@ class MLPAttention(Attention):
 
     def scores(self, query: Tensor, keys: Tensor) -> Tensor:
         q = self.query_proj(query)                                  # B T A
-        hidden = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))     # B T S A
-        return self.v(hidden).squeeze(-1)                           # B T S
+        hidden = (q.unsqueeze(2) + keys.unsqueeze(1)).tanh_()       # B T S A (the sum is not kept)
+        return torch.matmul(hidden, self.v.weight[0])               # B T S (a matrix-vector product)
 
 
 class DotAttention(Attention):

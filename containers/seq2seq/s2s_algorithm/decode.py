@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .kernels import argmax_rows
 from .model import Seq2Seq
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths:
         logp = _mask_specials(logits.float())
         if t >= min_limit:
             logp = _force_eos(logp, t >= limits)
-        nxt = logp.argmax(-1)
+        nxt = argmax_rows(logp)
         if compacted:
             out[active, t] = nxt
             if weights is not None:

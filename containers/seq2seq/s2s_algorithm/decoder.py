@@ -19,12 +19,16 @@ from torch import Tensor, nn
 from .attention import build_attention
 from .config import ModelConfig
 from .encoder import EncoderOutput, rnn_class
+from .kernels import linear
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RNNDecoder", "STATE_INIT_TYPES"]
 
 STATE_INIT_TYPES = ("last", "avg", "zero")
+
+#: Largest bottom-layer input-gate table (target vocabulary x gates) kept for decoding, in bytes.
+INPUT_TABLE_BYTES = 256 * 2 ** 20
 
 
 class RNNDecoder(nn.Module):
@@ -127,7 +131,106 @@ class RNNDecoder(nn.Module):
         return self.output(hidden), weights
 
     def step(self, prev: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
-        """One position: ``prev`` ``(B,)`` -> logits ``(B, V)``, new state, weights ``(B, S)``."""
+        """One position: ``prev`` ``(B,)`` -> logits ``(B, V)``, new state, weights ``(B, S)``.
+
+        In inference (eval mode, no autograd) this runs :meth:`_inference_step`, the same arithmetic
+        with the per-step overhead taken out; in training mode, the modules themselves."""
+        if not self.training and not torch.is_grad_enabled():
+            return self._inference_step(prev, state, enc)
         emb = self.embed_dropout(self.embed(prev.unsqueeze(1)))
         hidden, state, weights = self._run(emb, state, enc)
         return self.output(hidden[:, 0]), state, weights[:, 0]
+
+    # -- incremental decoding (inference) -------------------------------------------------------
+    def _inference_weights(self) -> dict[str, list]:
+        """The RNN weights rearranged for one-step cells, cached until a parameter changes.
+
+        For the bottom layer, the input half of the gates depends on the previous token only, so
+        ``embed @ W_ih^T + b`` is one row per target word: a table lookup replaces a matrix product
+        per step (when the table is at most :data:`INPUT_TABLE_BYTES`). Upper LSTM layers get
+        ``[W_ih W_hh]`` as one matrix (one product per step instead of two)."""
+        params = [self.embed.weight] + [p for layer in self.layers for p in layer.parameters()]
+        key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+        cached = self.__dict__.get("_inference_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        lstm = self.num_states == 2
+        weights: dict[str, list] = {"table": [], "w_x": [], "b_x": [], "w_h": [], "b_h": []}
+        with torch.no_grad():
+            for number, layer in enumerate(self.layers):
+                w_ih, w_hh = layer.weight_ih_l0, layer.weight_hh_l0
+                b_ih, b_hh = layer.bias_ih_l0, layer.bias_hh_l0
+                # LSTM: both biases go with the input half; GRU keeps b_hh apart (r * (W_hn h + b_hn))
+                b_x = b_ih + b_hh if lstm else b_ih
+                table = None
+                if number == 0:
+                    size = self.embed.weight.shape[0] * w_ih.shape[0] * self.embed.weight.element_size()
+                    if size <= INPUT_TABLE_BYTES:
+                        table = torch.addmm(b_x, self.embed.weight, w_ih.t())
+                weights["table"].append(table)
+                if lstm and number > 0:
+                    weights["w_x"].append(torch.cat([w_ih, w_hh], dim=1).t().contiguous())
+                else:
+                    weights["w_x"].append(w_ih.t())
+                weights["b_x"].append(b_x)
+                weights["w_h"].append(w_hh.t())
+                weights["b_h"].append(None if lstm else b_hh)
+        self.__dict__["_inference_cache"] = (key, weights)
+        return weights
+
+    def _cell(self, w: dict[str, list], number: int, x: Tensor | None, gx: Tensor | None, state: Tensor,
+              out: Tensor) -> None:
+        """One step of layer ``number`` into ``out`` ``(states, B, H)``: input ``x`` or precomputed input
+        gates ``gx``; ``w`` from :meth:`_inference_weights`."""
+        h = state[number, 0]
+        if self.num_states == 2:                                  # LSTM, gates i f g o
+            if gx is None and number > 0:
+                gates = torch.addmm(w["b_x"][number], torch.cat([x, h], dim=1), w["w_x"][number])
+            else:
+                if gx is None:
+                    gx = torch.addmm(w["b_x"][number], x, w["w_x"][number])
+                gates = torch.addmm(gx, h, w["w_h"][number])
+            size = self.hidden
+            sig = torch.sigmoid(gates)
+            cell = torch.tanh(gates[:, 2 * size:3 * size]).mul_(sig[:, :size])
+            torch.addcmul(cell, sig[:, size:2 * size], state[number, 1], out=out[1])
+            torch.mul(sig[:, 3 * size:], torch.tanh(out[1]), out=out[0])
+        else:                                                     # GRU, gates r z n
+            if gx is None:
+                gx = torch.addmm(w["b_x"][number], x, w["w_x"][number])
+            gh = torch.addmm(w["b_h"][number], h, w["w_h"][number])
+            size = self.hidden
+            rz = torch.sigmoid(gx[:, :2 * size] + gh[:, :2 * size])
+            n = torch.tanh(torch.addcmul(gx[:, 2 * size:], rz[:, :size], gh[:, 2 * size:]))
+            # h' = (1 - z) n + z h = n + z (h - n)
+            torch.addcmul(n, rz[:, size:], h - n, out=out[0])
+
+    def _inference_step(self, prev: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`step` without autograd or dropout: one-step cells, no per-layer state copies."""
+        w = self._inference_weights()
+        keys = enc.cache.get("keys")
+        if keys is None:
+            keys = self.attention.precompute(enc.memory)
+        new = torch.empty_like(state)
+        table = w["table"][0]
+        if table is not None:
+            gx = table.index_select(0, prev)
+            self._cell(w, 0, None, gx, state, new[0])
+        else:
+            self._cell(w, 0, self.embed(prev), None, state, new[0])
+        x = new[0, 0]
+        context = weights = None
+        if self.attention_in_upper:
+            context, weights = self.attention(x.unsqueeze(1), keys, enc.values, enc.mask, enc.lengths)
+            context = context[:, 0]
+        for number in range(1, self.num_layers):
+            below = x
+            inp = below if context is None else torch.cat([below, context], dim=-1)
+            self._cell(w, number, inp, None, state, new[number])
+            y = new[number, 0]
+            x = y + below if self.residual_from is not None and number + 1 >= self.residual_from else y
+        if context is None:
+            context, weights = self.attention(x.unsqueeze(1), keys, enc.values, enc.mask, enc.lengths)
+            context = context[:, 0]
+        hidden = linear(torch.cat([x, context], dim=-1), self.output_hidden.weight, self.output_hidden.bias).tanh_()
+        return linear(hidden, self.output.weight, self.output.bias), new, weights[:, 0]
