@@ -256,7 +256,8 @@ def _build(cfg: PipelineConfig, exposed_hp: dict[str, str], fixed_hp: dict[str, 
         ProcessingS3Output,
         StoppingCondition,
     )
-    from sagemaker.core.training.configs import Compute, InputData
+    from sagemaker.core.network import NetworkConfig
+    from sagemaker.core.training.configs import Compute, InputData, Networking
     from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join, JsonGet
@@ -318,7 +319,8 @@ def _build(cfg: PipelineConfig, exposed_hp: dict[str, str], fixed_hp: dict[str, 
         return Processor(role=cfg.role_arn, image_uri=cfg.image_uri, instance_count=1,
                          instance_type=p_proc_type, entrypoint=entrypoint, volume_size_in_gb=30,
                          volume_kms_key=kms, output_kms_key=kms, max_runtime_in_seconds=4 * 3600,
-                         sagemaker_session=session, env=env)
+                         sagemaker_session=session, env=env,
+                         network_config=NetworkConfig(enable_network_isolation=True))
 
     def s3_in(name: str, uri: Any, local: str) -> ProcessingInput:
         return ProcessingInput(input_name=name, s3_input=ProcessingS3Input(
@@ -372,6 +374,8 @@ def _build(cfg: PipelineConfig, exposed_hp: dict[str, str], fixed_hp: dict[str, 
         stopping_condition=StoppingCondition.model_construct(**stopping),
         output_data_config=OutputDataConfig(**output_cfg),
         checkpoint_config=checkpoint,
+        # our programs need no network: SageMaker moves the channels, model and checkpoints
+        networking=Networking(enable_network_isolation=True),
         hyperparameters=hyperparameters,
     ).with_metric_definitions([MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in METRIC_DEFINITIONS])
     outputs = pre_step.properties.ProcessingOutputConfig.Outputs

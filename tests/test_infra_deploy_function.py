@@ -53,7 +53,7 @@ def _register(stub, approval):
 def _model_and_config(stub):
     stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:111122223333:model/x"},
                       {"ModelName": ANY, "ExecutionRoleArn": "arn:aws:iam::111122223333:role/exec",
-                       "Containers": [{"ModelPackageName": PKG}]})
+                       "Containers": [{"ModelPackageName": PKG}], "EnableNetworkIsolation": True})
     stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/x"},
                       {"EndpointConfigName": ANY, "ProductionVariants": ANY})
 

@@ -162,10 +162,24 @@ def test_destroy_data_context_switches_removal_policy(tmp_path):
     from s2s_infra.config import InfraConfig
     from s2s_infra.storage_stack import StorageStack
 
+    from cdk_nag import AwsSolutionsChecks
+
     app = cdk.App(outdir=str(tmp_path), context=cdk_json_context())  # feature flags of cdk.json
     stack = StorageStack(app, "S", config=InfraConfig(destroy_data=True))
-    buckets = Template.from_stack(stack).find_resources("AWS::S3::Bucket")
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    template = Template.from_stack(stack)
+    buckets = template.find_resources("AWS::S3::Bucket")
     assert {b["DeletionPolicy"] for b in buckets.values()} == {"Delete"}
+    # `cdk destroy` can delete them: each bucket is emptied first (CloudFormation refuses non-empty ones)
+    emptied = template.find_resources("Custom::S3AutoDeleteObjects")
+    assert sorted(r["Properties"]["BucketName"]["Ref"] for r in emptied.values()) == sorted(buckets)
+    app.synth()   # cdk-nag finds nothing to report on the bucket-emptying Lambda either
+
+
+def test_kept_data_is_never_emptied(templates):
+    storage = next(t for name, t in templates.items() if "torage" in name)
+    assert not storage.find_resources("Custom::S3AutoDeleteObjects")
+    assert {b["DeletionPolicy"] for b in storage.find_resources("AWS::S3::Bucket").values()} == {"Retain"}
 
 
 def test_bad_context_is_rejected_with_the_key_to_fix():

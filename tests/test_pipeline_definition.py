@@ -129,6 +129,13 @@ def test_training_step(definition):
     assert channels["vocab"] == {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['vocab'].S3Output.S3Uri"}
     assert args["RoleArn"] == ROLE
     assert args["OutputDataConfig"]["KmsKeyId"].startswith("arn:aws:kms:")
+    assert args["EnableNetworkIsolation"] is True
+
+
+@pytest.mark.parametrize("step", [STEP_PREPROCESS, STEP_EVALUATE])
+def test_processing_steps_run_network_isolated(definition, step):
+    args = _steps(definition)[step]["Arguments"]
+    assert args["NetworkConfig"]["EnableNetworkIsolation"] is True
 
 
 def test_spot_variant(offline_builds):

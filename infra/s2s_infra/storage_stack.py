@@ -38,6 +38,7 @@ class StorageStack(Stack):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=removal,
+            auto_delete_objects=config.destroy_data,
             lifecycle_rules=[s3.LifecycleRule(
                 id="expire-access-logs",
                 expiration=Duration.days(config.access_log_expire_days),
@@ -57,6 +58,9 @@ class StorageStack(Stack):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.log_bucket,
             removal_policy=removal,
+            # with destroy_data, `cdk destroy` empties the buckets (every version) before deleting them;
+            # CloudFormation cannot delete a bucket that still holds objects
+            auto_delete_objects=config.destroy_data,
         )
         self.data_bucket = s3.Bucket(
             self, "DataBucket",

@@ -82,6 +82,7 @@ def handler(event: dict, context: object = None, sagemaker=None) -> dict:
         ModelName=model_name,
         ExecutionRoleArn=_require(event, "execution_role_arn"),
         Containers=[{"ModelPackageName": package_arn}],
+        EnableNetworkIsolation=True,   # the server needs no network; SageMaker fetches the model
     )
     config_args = {}
     if os.environ.get("KMS_KEY_ARN"):  # the project key encrypts the endpoint's storage volumes
