@@ -156,3 +156,30 @@ def test_argmax_rows_matches_torch_ties_and_infinities_included():
     assert got.dtype == torch.int64
     assert torch.equal(got, x.argmax(-1))
     assert torch.equal(kernels.argmax_rows(x.double()), x.double().argmax(-1))
+
+
+@pytest.mark.parametrize("kernel", [1, 2, 3])
+def test_cnn_steps_keep_a_fixed_window_and_match_teacher_forcing_past_the_position_table(kernel):
+    """Incremental CNN decoding: the state is each layer's last ``kernel - 1`` inputs (it does not
+    grow with the prefix), and logits match the full forward pass even beyond the last learned
+    position (both clamp to it)."""
+    model = _model(encoder_type="cnn", decoder_type="cnn", num_layers_decoder=2, cnn_num_hidden=12,
+                   cnn_kernel_width_decoder=kernel, max_seq_len_target=4)
+    model.eval()
+    src, lengths = _source()
+    trg = torch.randint(2, 35, (3, 9), generator=torch.Generator().manual_seed(4))   # 9 > 4 + 2 positions
+    with torch.no_grad():
+        full, full_att = model(src, lengths, trg)
+        enc = model.encode(src, lengths)
+        state = model.init_state(enc)
+        logits, atts = [], []
+        for t in range(trg.shape[1]):
+            step_logits, state, w = model.step(trg[:, t], state, enc)
+            assert state.window.shape == (2, 3, kernel - 1, 12)
+            logits.append(step_logits)
+            atts.append(w)
+        reordered = model.reorder_state(state, torch.tensor([2, 0]))
+    assert state.steps == 9
+    torch.testing.assert_close(torch.stack(logits, 1), full, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.stack(atts, 1), full_att, rtol=1e-4, atol=1e-5)
+    assert torch.equal(reordered.window, state.window[:, [2, 0]]) and reordered.steps == 9

@@ -223,3 +223,31 @@ def test_missing_corpus_is_named(tmp_path):
 def test_peer_venv_without_install_fails_loudly(tmp_path):
     with pytest.raises(common.BenchmarkError, match="no JoeyNMT venv"):
         common.ensure_peer_venv(tmp_path / "nothing", install=False)
+
+
+def test_cnn_decode_benchmark_compares_identical_translations(tmp_path, capsys):
+    """benchmarks/cnn_decode.py on a tiny model: both decoders run, agree, and the model is restored."""
+    pytest.importorskip("torch")
+    import cnn_decode
+
+    out = tmp_path / "cnn.json"
+    assert cnn_decode.main(["--sentences", "6", "--layers", "2", "--hidden", "16", "--vocab", "40",
+                            "--max-len", "8", "--repeats", "1", "--threads", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["conditions"]
+    assert [r["beam"] for r in rows] == [1, 5]
+    assert all(r["incremental_sent_s"] > 0 and r["prefix_sent_s"] > 0 for r in rows)
+    assert "identical 6/6" in capsys.readouterr().out
+
+
+def test_prefix_recompute_is_undone():
+    torch = pytest.importorskip("torch")
+    import cnn_decode
+    from s2s_algorithm.config import ModelConfig
+    from s2s_algorithm.model import Seq2Seq
+
+    model = Seq2Seq(ModelConfig(src_vocab_size=20, trg_vocab_size=20, encoder_type="cnn", decoder_type="cnn",
+                                cnn_num_hidden=8, num_embed_source=8, num_embed_target=8)).eval()
+    enc = model.encode(torch.tensor([[5, 6, 3]]), torch.tensor([3]))
+    with cnn_decode.PrefixRecompute(model.decoder):
+        assert model.init_state(enc).dtype == torch.long            # the prefix of token ids
+    assert model.init_state(enc).steps == 0                          # the incremental state again

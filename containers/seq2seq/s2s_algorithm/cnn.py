@@ -4,12 +4,14 @@ Token + learned position embeddings, projected to ``cnn_num_hidden``; each layer
 convolution (``cnn_kernel_width_*``; the decoder's is causal), the activation (``glu`` doubles the
 convolution's output channels and gates half of them), and a residual connection scaled by
 ``sqrt(0.5)``. Every decoder layer attends over the encoder (dot product against the memory, contexts
-from ``values``). Incremental decoding recomputes the decoder over the prefix (its state is the prefix).
+from ``values``). Incremental decoding keeps each decoder layer's last ``kernel - 1`` inputs
+(:class:`ConvState`), so a step costs the same at every position.
 """
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +22,7 @@ from .encoder import EncoderOutput, gather_last
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ConvEncoder", "ConvDecoder", "CNN_ACTIVATIONS"]
+__all__ = ["ConvEncoder", "ConvDecoder", "ConvState", "CNN_ACTIVATIONS"]
 
 CNN_ACTIVATIONS = ("glu", "relu", "softrelu", "sigmoid", "tanh")
 _SQRT_HALF = math.sqrt(0.5)
@@ -121,13 +123,16 @@ class ConvDecoder(nn.Module):
     def prepare(self, enc: EncoderOutput) -> EncoderOutput:
         return enc
 
-    def init_state(self, enc: EncoderOutput) -> Tensor:
-        """The state is the target prefix; it starts empty (the first step feeds ``<s>``)."""
-        return torch.zeros(enc.memory.shape[0], 0, dtype=torch.long, device=enc.memory.device)
+    def init_state(self, enc: EncoderOutput) -> ConvState:
+        """Nothing decoded yet: every layer's window holds the zeros the causal padding puts there."""
+        kernel = self.layers[0].conv.kernel_size[0] if len(self.layers) else 1
+        hidden = self.embed.proj.out_features
+        window = enc.memory.new_zeros(len(self.layers), enc.memory.shape[0], kernel - 1, hidden)
+        return ConvState(window=window, steps=0)
 
     @staticmethod
-    def reorder_state(state: Tensor, index: Tensor) -> Tensor:
-        return state.index_select(0, index)
+    def reorder_state(state: ConvState, index: Tensor) -> ConvState:
+        return ConvState(window=state.window.index_select(1, index), steps=state.steps)
 
     def forward(self, enc: EncoderOutput, trg_in: Tensor, select: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Logits ``(B, T, V)`` (``(N, V)`` where ``select`` is True, when given), weights ``(B, T, S)``."""
@@ -150,7 +155,36 @@ class ConvDecoder(nn.Module):
             hidden = hidden[select]
         return self.output(hidden), weights
 
-    def step(self, prev: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
-        prefix = torch.cat([state, prev.unsqueeze(1)], dim=1)
-        logits, weights = self.forward(enc, prefix)
-        return logits[:, -1], prefix, weights[:, -1]
+    def step(self, prev: Tensor, state: ConvState, enc: EncoderOutput) -> tuple[Tensor, ConvState, Tensor]:
+        """One position, incrementally: each layer's causal convolution reads its last ``kernel - 1``
+        inputs (kept in the state) and the new one, so a step costs the same at every position."""
+        position = min(state.steps, self.embed.positions.num_embeddings - 1)
+        emb = self.embed
+        embedded = emb.proj(emb.dropout(emb.tokens(prev) + emb.positions.weight[position]))   # B, H
+        x = embedded
+        weights = None
+        not_mask = ~enc.mask
+        windows = []
+        for number, (layer, q_proj, o_proj) in enumerate(zip(self.layers, self.att_query, self.att_out)):
+            inp = torch.cat([state.window[number], layer.dropout(x).unsqueeze(1)], dim=1)    # B, k, H
+            windows.append(inp[:, 1:])
+            y = _activate(layer.activation, layer.conv(inp.transpose(1, 2)))[:, :, 0]       # B, H
+            query = q_proj((y + embedded) * _SQRT_HALF)
+            scores = torch.bmm(enc.memory, query.unsqueeze(2))[:, :, 0].masked_fill(not_mask, float("-inf"))
+            weights = torch.softmax(scores.float(), dim=-1).to(scores.dtype)
+            context = torch.bmm(weights.unsqueeze(1), enc.values)[:, 0]
+            y = (y + o_proj(context)) * _SQRT_HALF
+            x = (y + x) * _SQRT_HALF
+        if weights is None:  # no layers: attention-free
+            weights = enc.memory.new_zeros(x.shape[0], enc.memory.shape[1])
+        window = torch.stack(windows) if windows else state.window
+        return self.output(self.dropout(x)), ConvState(window=window, steps=state.steps + 1), weights
+
+
+@dataclass
+class ConvState:
+    """Incremental decoding state of :class:`ConvDecoder`: each layer's last ``kernel - 1`` inputs
+    ``(layers, B, kernel - 1, H)`` and the number of positions decoded so far."""
+
+    window: Tensor
+    steps: int
