@@ -131,3 +131,82 @@ def test_length_penalty_changes_preference_for_length():
     long_ = decode.translate_ids(model, sources, beam_size=5, max_seq_len_target=12, length_penalty_alpha=2.0,
                                  length_penalty_beta=5.0)
     assert sum(len(h.ids) for h in long_) >= sum(len(h.ids) for h in short)
+
+
+@pytest.mark.parametrize("penalty", [(0.0, 0.0), (1.0, 0.0), (2.0, 5.0)], ids=["no-lp", "lp1", "lp2-beta5"])
+@pytest.mark.parametrize("beam", [2, 5])
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_early_stop_gives_the_exhaustive_answer_with_fewer_rows(arch, beam, penalty):
+    """Sentences leave beam search once their answer is fixed: same tokens and attention as searching
+    until every hypothesis has finished, for less work (rows of ``model.step``)."""
+    alpha, beta = penalty
+    results, rows = {}, {}
+    for early in (True, False):
+        model = _model(arch, seed=3)
+        calls = []
+        step = model.step
+        model.step = lambda prev, state, enc, step=step, calls=calls: calls.append(prev.shape[0]) or step(prev, state, enc)
+        src, lengths = _padded(_sources(9))
+        bound = decode.output_length_bound(lengths - 1, 12)
+        results[early] = decode.beam_search(model, src, lengths, bound, beam, length_penalty_alpha=alpha,
+                                            length_penalty_beta=beta, attention=True, early_stop=early)
+        rows[early] = sum(calls)
+    (tok_e, att_e), (tok_x, att_x) = results[True], results[False]
+    n = min(tok_e.shape[1], tok_x.shape[1])
+    # past the shorter run both can only hold <pad> (or nothing)
+    assert torch.equal(tok_e[:, :n], tok_x[:, :n])
+    assert not (tok_e[:, n:] != decode.PAD_ID).any() and not (tok_x[:, n:] != decode.PAD_ID).any()
+    torch.testing.assert_close(att_e[:, :n], att_x[:, :n])
+    assert rows[True] <= rows[False]
+
+
+class _QuickOrSlowModel:
+    """Sentences whose source starts with 4 end at once (``</s>`` 0.9); others rarely end (0.01)."""
+
+    V = 12
+
+    def encode(self, src, lengths):
+        from s2s_algorithm.encoder import EncoderOutput
+        mem = src.float().unsqueeze(-1)
+        return EncoderOutput(mem, mem, src != 0, lengths, mem[:, 0])
+
+    def init_state(self, enc):
+        return torch.zeros(enc.memory.shape[0], 1)
+
+    def reorder_state(self, state, index):
+        return state.index_select(0, index)
+
+    def step(self, prev, state, enc):
+        quick = enc.memory[:, 0, 0] == 4
+        probs = torch.full((prev.shape[0], self.V), 0.99 / (self.V - 4))
+        probs[:, :4] = 0.0
+        probs[:, decode.EOS_ID] = 0.01
+        probs[quick] = 0.1 / (self.V - 4)
+        probs[quick, :4] = 0.0
+        probs[quick, decode.EOS_ID] = 0.9
+        probs = probs + 1e-3 * torch.arange(self.V) / self.V     # no ties
+        weights = torch.softmax(enc.memory[:, :, 0], dim=1)
+        return probs.log(), state, weights
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_early_stop_drops_decided_sentences(alpha):
+    """A sentence whose best finished hypothesis cannot be beaten leaves the batch while the others go
+    on; the answers and attention are those of the exhaustive search."""
+    model = _QuickOrSlowModel()
+    src, lengths = _padded([[5, 6], [4, 6], [7, 8, 9]])
+    bound = decode.output_length_bound(lengths - 1, 30)
+    out, calls = {}, {}
+    for early in (True, False):
+        rows = calls[early] = []
+        step = _QuickOrSlowModel.step
+        model.step = lambda prev, state, enc, step=step, rows=rows: rows.append(prev.shape[0]) or step(model, prev, state, enc)
+        out[early] = decode.beam_search(model, src, lengths, bound, 3, length_penalty_alpha=alpha,
+                                        attention=True, early_stop=early)
+    assert calls[True][:2] == [9, 6]              # the quick sentence left after its first step
+    assert len(calls[True]) > 10                  # the others kept going
+    assert sum(calls[True]) < sum(calls[False])
+    (tok_e, att_e), (tok_x, att_x) = out[True], out[False]
+    assert torch.equal(tok_e, tok_x[:, :tok_e.shape[1]])
+    torch.testing.assert_close(att_e, att_x[:, :att_e.shape[1]])
+    assert tok_e[1, 0].item() == decode.EOS_ID     # the quick sentence: empty output

@@ -6,8 +6,9 @@ outputs are id lists without ``</s>``, optionally with one attention row per out
 
 Beam search ranks hypotheses by ``sum log p / lp(len)`` with the Sockeye/GNMT length penalty
 ``lp(len) = ((beta + len) / (beta + 1)) ** alpha`` (``len`` counts ``</s>``). Finished hypotheses stay in
-the beam with a frozen score; the search stops when every hypothesis has finished or the length bound
-is reached. A sentence's output is at most ``min(max_seq_len_target, 2 * len(source) + 10)`` tokens.
+the beam with a frozen score; a sentence's search ends when every hypothesis has finished, when the
+length bound is reached, or (``early_stop``) as soon as no running hypothesis can beat its best
+finished one, which gives the same answer sooner. A sentence's output is at most ``min(max_seq_len_target, 2 * len(source) + 10)`` tokens.
 """
 from __future__ import annotations
 
@@ -128,11 +129,36 @@ def greedy_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths:
     return out[:, :used], (weights[:, :used] if weights is not None else None)
 
 
+def _length_penalty(length: Tensor | float, alpha: float, beta: float) -> Tensor | float:
+    return ((beta + length) / (beta + 1.0)) ** alpha
+
+
+def _decided(scores: Tensor, lengths: Tensor, finished: Tensor, max_lengths: Tensor, k: int,
+             alpha: float, beta: float) -> Tensor:
+    """Per sentence ``(B,)``: True when no running hypothesis can still beat its best finished one.
+
+    Log-probabilities are <= 0, so a running hypothesis' score ``s`` only falls; its final ranking
+    score is at most ``s / lp(L)`` for the largest ``lp`` over the lengths it can still end at
+    (``lp`` is monotonic: an endpoint of [current length, bound + 1]). When the best finished score
+    reaches that for every running hypothesis of the sentence, neither can that hypothesis be pushed
+    out of the beam nor can anything overtake it: the search's answer is fixed."""
+    neg_inf = torch.tensor(float("-inf"), device=scores.device)
+    lp_now = _length_penalty(lengths.float().clamp(min=1), alpha, beta)
+    lp_end = _length_penalty((max_lengths + 1).float(), alpha, beta)
+    done = torch.where(finished, scores / lp_now, neg_inf).view(-1, k).amax(1)
+    running = torch.where(finished, neg_inf, scores / torch.maximum(lp_now, lp_end)).view(-1, k).amax(1)
+    return done >= running
+
+
 @torch.no_grad()
 def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths: Tensor, beam_size: int,
                 *, length_penalty_alpha: float = 1.0, length_penalty_beta: float = 0.0,
-                attention: bool = False) -> tuple[Tensor, Tensor | None]:
-    """Beam search over a padded batch: the best hypothesis per sentence, as :func:`greedy_search`."""
+                attention: bool = False, early_stop: bool = True) -> tuple[Tensor, Tensor | None]:
+    """Beam search over a padded batch: the best hypothesis per sentence, as :func:`greedy_search`.
+
+    With ``early_stop`` (the default) a sentence leaves the batch as soon as its answer is fixed (see
+    :func:`_decided`) rather than when all its hypotheses have finished; the answers are the same
+    (``tests/test_algorithm_decode.py`` compares both), only fewer rows are computed."""
     batch, k = src.shape[0], int(beam_size)
     device = src.device
     rows = torch.arange(batch, device=device).repeat_interleave(k)
@@ -148,11 +174,18 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths: T
     lengths = torch.zeros(batch * k, dtype=torch.long, device=device)
     finished = torch.zeros(batch * k, dtype=torch.bool, device=device)
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)
-    base = (torch.arange(batch, device=device) * k)[:, None]
+    # Rows of the full batch still searched; history and final scores are kept at full size so that
+    # sentences leaving the batch keep their results (later steps give them <pad> and no move).
+    live = torch.arange(batch * k, device=device)
+    final_scores, final_lengths = scores.clone(), lengths.clone()
     token_hist, parent_hist, weight_hist = [], [], []
     min_limit = int(max_lengths.min())                 # no hypothesis is forced to </s> before this step
     n_finished = 0
-    for t in range(int(max_lengths.max()) + 1):
+    t = 0
+    steps = int(max_lengths.max()) + 1
+    while t < steps:
+        n_live = live.numel() // k
+        base = (torch.arange(n_live, device=device) * k)[:, None]
         logits, state, w = model.step(prev, state, enc)
         logp = _mask_specials(torch.log_softmax(logits.float(), dim=-1))
         if t >= min_limit:
@@ -169,10 +202,10 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths: T
         # candidates scaled by lp(t + 1) is the same ranking: only the one finite entry (<pad>) of
         # each finished hypothesis needs its own scale, not a division of all B*K*V candidates.
         if done.numel():
-            lp_run = ((beta + t + 1.0) / (beta + 1.0)) ** alpha
-            lp_done = ((beta + new_lengths[done].float()) / (beta + 1.0)) ** alpha
+            lp_run = _length_penalty(t + 1.0, alpha, beta)
+            lp_done = _length_penalty(new_lengths[done].float(), alpha, beta)
             candidates[done, PAD_ID] = scores[done] * (lp_run / lp_done)
-        ranked = candidates.view(batch, k * vocab)
+        ranked = candidates.view(n_live, k * vocab)
         _, best = ranked.topk(k, dim=1)                                        # B, K
         parent = (base + best // vocab).view(-1)
         token = (best % vocab).view(-1)
@@ -182,18 +215,44 @@ def beam_search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_lengths: T
         lengths = new_lengths.index_select(0, parent)
         finished = was_finished | (token == EOS_ID)
         state = model.reorder_state(state, parent)
-        token_hist.append(token)
-        parent_hist.append(parent)
+        if live.numel() == batch * k:
+            token_hist.append(token)
+            parent_hist.append(live.index_select(0, parent))
+        else:
+            token_full = torch.full((batch * k,), PAD_ID, dtype=torch.long, device=device)
+            parent_full = torch.arange(batch * k, device=device)
+            token_hist.append(token_full.index_copy_(0, live, token))
+            parent_hist.append(parent_full.index_copy_(0, live, live.index_select(0, parent)))
+        final_scores.index_copy_(0, live, scores)
+        final_lengths.index_copy_(0, live, lengths)
         if attention:  # no weights after a hypothesis' </s> (as greedy_search)
-            weight_hist.append(w.index_select(0, parent).masked_fill(was_finished[:, None], 0.0))
+            step_weights = w.index_select(0, parent).masked_fill(was_finished[:, None], 0.0)
+            if live.numel() != batch * k:
+                step_weights = step_weights.new_zeros(batch * k, step_weights.shape[1]).index_copy_(
+                    0, live, step_weights)
+            weight_hist.append(step_weights)
+        t += 1
         n_finished = int(finished.sum())
         if n_finished == finished.numel():
             break
+        if early_stop and n_finished:
+            decided = _decided(scores, lengths, finished, max_lengths, k, alpha, beta)
+            if bool(decided.all()):
+                break
+            if bool(decided.any()):
+                keep = (~decided).repeat_interleave(k).nonzero().squeeze(1)
+                live, scores, lengths, finished = live[keep], scores[keep], lengths[keep], finished[keep]
+                token, max_lengths = token[keep], max_lengths[keep]
+                state = model.reorder_state(state, keep)
+                enc = enc.index_select(keep)
+                n_finished = int(finished.sum())
+                min_limit = int(max_lengths.min())
+                steps = min(steps, int(max_lengths.max()) + 1)
         prev = token.masked_fill(finished, PAD_ID)
 
-    penalty = ((beta + lengths.float().clamp(min=1)) / (beta + 1.0)) ** alpha
-    final = (scores / penalty).view(batch, k)
-    hyp = base[:, 0] + final.argmax(1)
+    penalty = _length_penalty(final_lengths.float().clamp(min=1), alpha, beta)
+    final = (final_scores / penalty).view(batch, k)
+    hyp = torch.arange(batch, device=device) * k + final.argmax(1)
     tokens, weights = [], []
     for t in range(len(token_hist) - 1, -1, -1):           # backtrack all sentences at once
         tokens.append(token_hist[t].index_select(0, hyp))
