@@ -94,6 +94,28 @@ def test_cached_weights_follow_parameter_updates():
         torch.testing.assert_close(fl, sl, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("optimizer", ["fused", "foreach", "for-loop"])
+def test_cached_weights_follow_optimizer_steps_between_evaluations(optimizer):
+    """As in training: decode (eval), train an update, decode again. Fused Adam writes parameters
+    without bumping their version counters, so the cache must also go when training resumes."""
+    model = _model()
+    src, lengths = _source()
+    tokens = torch.randint(2, 35, (3, 4), generator=torch.Generator().manual_seed(5))
+    flags = {"fused": dict(fused=True), "foreach": dict(foreach=True), "for-loop": dict(foreach=False)}[optimizer]
+    opt = torch.optim.Adam(model.parameters(), lr=0.05, **flags)
+    for _ in range(2):
+        model.eval()
+        stepped = _steps(model, src, lengths, tokens, inference=True)
+        reference = _steps(model, src, lengths, tokens, inference=False)
+        for (fl, _, _), (sl, _, _) in zip(stepped, reference):
+            torch.testing.assert_close(fl, sl, rtol=1e-5, atol=1e-5)
+        model.train()
+        logits, _ = model(src, lengths, tokens)
+        logits.square().mean().backward()
+        opt.step()
+        opt.zero_grad()
+
+
 def test_training_mode_steps_use_the_modules_with_dropout():
     model = _model(rnn_decoder_hidden_dropout=0.5)
     src, lengths = _source()

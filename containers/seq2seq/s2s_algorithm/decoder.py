@@ -142,8 +142,17 @@ class RNNDecoder(nn.Module):
         return self.output(hidden[:, 0]), state, weights[:, 0]
 
     # -- incremental decoding (inference) -------------------------------------------------------
+    def train(self, mode: bool = True) -> "RNNDecoder":
+        """Back in training mode the weights will change: drop the decoding cache. (Its key cannot be
+        trusted to see every update: fused optimizers write parameters without bumping their version
+        counters, which once left validation BLEU decoding with stale weights.)"""
+        if mode:
+            self.__dict__.pop("_inference_cache", None)
+        return super().train(mode)
+
     def _inference_weights(self) -> dict[str, list]:
-        """The RNN weights rearranged for one-step cells, cached until a parameter changes.
+        """The RNN weights rearranged for one-step cells, cached while in eval mode until a parameter
+        is replaced or changed in place (see :meth:`train` for updates the key cannot see).
 
         For the bottom layer, the input half of the gates depends on the previous token only, so
         ``embed @ W_ih^T + b`` is one row per target word: a table lookup replaces a matrix product
