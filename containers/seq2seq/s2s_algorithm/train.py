@@ -40,6 +40,7 @@ from .config import ModelConfig
 from .data import (CHANNELS, PAD_ID, BatchSampler, ParallelData, iter_eval_batches, load_channel,
                    load_vocabularies, make_batch, read_json)
 from .decode import translate_ids
+from .kernels import argmax_rows
 from .model import Seq2Seq
 from .optim import LRScheduler, build_optimizer
 from .paths import MLPaths
@@ -156,7 +157,7 @@ def evaluate(model: Seq2Seq, data: ParallelData, hp: Any, trg_tokens: list[str],
         logits = logits.float()
         target = batch.trg_out[select]
         nll += float(F.cross_entropy(logits, target, reduction="sum"))
-        correct += float((logits.argmax(-1) == target).sum())
+        correct += float((argmax_rows(logits) == target).sum())
         tokens += float(target.numel())
     result = {"perplexity": math.exp(min(nll / max(tokens, 1.0), 100.0)), "accuracy": correct / max(tokens, 1.0)}
     n = len(data) if bleu_sample_size < 0 else min(bleu_sample_size, len(data))
@@ -345,7 +346,7 @@ class Trainer:
         with torch.no_grad():
             nll = (loss.detach() * ntok if not self.hp.label_smoothing else
                    F.cross_entropy(logits, target, reduction="sum"))
-            correct = (logits.argmax(-1) == target).sum()
+            correct = (argmax_rows(logits) == target).sum()
         return nll.detach(), correct, torch.tensor(ntok)
 
     def _stop_requested(self) -> bool:
