@@ -75,7 +75,22 @@ def test_outputs_respect_the_length_bounds_and_never_emit_specials():
             assert not set(hyp.ids) & {decode.PAD_ID, decode.BOS_ID, decode.EOS_ID}
 
 
-class _TableModel:
+class _FakeModel:
+    """What decoding needs of a model, with the source ids as a one-wide memory; ``step`` per subclass."""
+
+    def encode(self, src, lengths):
+        from s2s_algorithm.encoder import EncoderOutput
+        mem = src.float().unsqueeze(-1)
+        return EncoderOutput(mem, mem, src != 0, lengths, mem[:, 0])
+
+    def init_state(self, enc):
+        return torch.zeros(enc.memory.shape[0], 1)
+
+    def reorder_state(self, state, index):
+        return state.index_select(0, index)
+
+
+class _TableModel(_FakeModel):
     """A fake model whose next-token distribution depends on the previous token only.
 
     From <s>: A 0.6, B 0.4. After A: D 0.3 and three tokens below; after B: C 0.9;
@@ -96,17 +111,6 @@ class _TableModel:
             table[t, decode.EOS_ID] = 1.0
         table[decode.PAD_ID, decode.EOS_ID] = 1.0
         self.logits = table.log()
-
-    def encode(self, src, lengths):
-        from s2s_algorithm.encoder import EncoderOutput
-        mem = torch.zeros(src.shape[0], src.shape[1], 1)
-        return EncoderOutput(mem, mem, src != 0, lengths, mem[:, 0])
-
-    def init_state(self, enc):
-        return torch.zeros(enc.memory.shape[0], 1)
-
-    def reorder_state(self, state, index):
-        return state.index_select(0, index)
 
     def step(self, prev, state, enc):
         return self.logits[prev], state, torch.ones(prev.shape[0], enc.memory.shape[1])
@@ -160,21 +164,10 @@ def test_early_stop_gives_the_exhaustive_answer_with_fewer_rows(arch, beam, pena
     assert rows[True] <= rows[False]
 
 
-class _QuickOrSlowModel:
+class _QuickOrSlowModel(_FakeModel):
     """Sentences whose source starts with 4 end at once (``</s>`` 0.9); others rarely end (0.01)."""
 
     V = 12
-
-    def encode(self, src, lengths):
-        from s2s_algorithm.encoder import EncoderOutput
-        mem = src.float().unsqueeze(-1)
-        return EncoderOutput(mem, mem, src != 0, lengths, mem[:, 0])
-
-    def init_state(self, enc):
-        return torch.zeros(enc.memory.shape[0], 1)
-
-    def reorder_state(self, state, index):
-        return state.index_select(0, index)
 
     def step(self, prev, state, enc):
         quick = enc.memory[:, 0, 0] == 4
