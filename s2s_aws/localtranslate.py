@@ -17,13 +17,16 @@ import os
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["translate_local", "open_model_dir"]
+__all__ = ["translate_local", "open_model_dir", "CHUNK_SENTENCES"]
+
+#: sentences handed to the decoder at a time (progress is reported after each chunk)
+CHUNK_SENTENCES = 1024
 
 
 @contextlib.contextmanager
@@ -57,7 +60,8 @@ def open_model_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def translate_local(sentences: Iterable[str], model_dir: str | os.PathLike[str], *,
                     beam_size: int | None = None, attention_plot: str | os.PathLike[str] | None = None,
-                    json_output: bool = False) -> list[dict[str, Any]]:
+                    json_output: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """Translate tokenized ``sentences`` with the model in ``model_dir`` (folder or ``model.tar.gz``).
 
     Returns one dict per sentence, in order: ``{"source": ..., "target": ...}``. With
@@ -66,6 +70,7 @@ def translate_local(sentences: Iterable[str], model_dir: str | os.PathLike[str],
     ``source_tokens``. With ``attention_plot`` the heat map of the *first* sentence is written to
     that path (its dict gets ``"attention_plot"``); :class:`InputError` when that sentence's
     translation is empty. ``beam_size=None`` uses the model's ``beam_size``; 1 is greedy.
+    ``progress(done, total)`` is called after every :data:`CHUNK_SENTENCES` non-empty sentences.
     Prints nothing.
     """
     sentences = [str(s) for s in sentences]
@@ -78,8 +83,13 @@ def translate_local(sentences: Iterable[str], model_dir: str | os.PathLike[str],
         translator = load_translator(mdir)
         # empty sentences need no model call: their translation is empty
         todo = [i for i, s in enumerate(sentences) if s.split()]
-        outs = translator.translate([sentences[i] for i in todo], beam_size=beam_size,
-                                    attention=want_attention) if todo else []
+        outs = []
+        for start in range(0, len(todo), CHUNK_SENTENCES):
+            chunk = todo[start:start + CHUNK_SENTENCES]
+            outs += translator.translate([sentences[i] for i in chunk], beam_size=beam_size,
+                                         attention=want_attention)
+            if progress is not None:
+                progress(start + len(chunk), len(todo))
     by_index = dict(zip(todo, outs))
     results: list[dict[str, Any]] = []
     for i, sentence in enumerate(sentences):

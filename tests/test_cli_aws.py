@@ -154,13 +154,17 @@ def test_translate_attention_plot_from_endpoint(env, monkeypatch, capsys, tmp_pa
 def test_translate_with_model_dir_calls_local_decoder(env, monkeypatch, capsys, tmp_path) -> None:
     calls = []
 
-    def translate_local(sentences, model_dir, *, beam_size=None, attention_plot=None, json_output=False):
+    def translate_local(sentences, model_dir, *, beam_size=None, attention_plot=None, json_output=False,
+                        progress=None):
         calls.append((sentences, model_dir, beam_size, attention_plot, json_output))
+        if progress is not None:
+            progress(len(sentences), len(sentences))
         return [{"source": s, "target": s.upper(), **({"matrix": [[1.0]]} if json_output else {})}
                 for s in sentences]
 
     fake = types.ModuleType("s2s_aws.localtranslate")
     fake.translate_local = translate_local
+    fake.CHUNK_SENTENCES = 1024
     monkeypatch.setitem(sys.modules, "s2s_aws.localtranslate", fake)
     rc, out = run_json(capsys, "translate", "--model-dir", str(tmp_path), "--beam-size", "3", "hello there")
     assert rc == 0 and out["translations"] == [{"source": "hello there", "target": "HELLO THERE"}]
@@ -168,6 +172,26 @@ def test_translate_with_model_dir_calls_local_decoder(env, monkeypatch, capsys, 
     rc, out = run_json(capsys, "translate", "--model-dir", str(tmp_path), "--attention", "hi")
     assert rc == 0 and out["translations"] == [{"source": "hi", "target": "HI", "matrix": [[1.0]]}]
     assert calls[-1] == (["hi"], str(tmp_path), None, None, True)
+
+
+def test_translate_with_model_dir_reports_progress_on_long_input(env, monkeypatch, capsys, tmp_path) -> None:
+    def translate_local(sentences, model_dir, *, beam_size=None, attention_plot=None, json_output=False,
+                        progress=None):
+        for done in range(2, len(sentences) + 1, 2):
+            progress(done, len(sentences))
+        return [{"source": s, "target": s[::-1]} for s in sentences]
+
+    fake = types.ModuleType("s2s_aws.localtranslate")
+    fake.translate_local = translate_local
+    fake.CHUNK_SENTENCES = 2
+    monkeypatch.setitem(sys.modules, "s2s_aws.localtranslate", fake)
+    assert main(["translate", "--model-dir", str(tmp_path), "ab", "cd", "ef", "gh"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == ["ba", "dc", "fe", "hg"]
+    assert "translating: 2/4 sentences" in captured.err and "translating: 4/4 sentences" in captured.err
+    # short input, or --json: no progress lines
+    assert main(["translate", "--model-dir", str(tmp_path), "ab", "cd"]) == 0
+    assert "translating" not in capsys.readouterr().err
 
 
 def test_translate_needs_exactly_one_target(env, capsys) -> None:

@@ -36,6 +36,18 @@ def test_translates_in_order_with_empty_and_unknown(model_dir):
     assert alone == [r["target"] for r in results]
 
 
+def test_chunks_report_progress_and_change_nothing(model_dir, monkeypatch):
+    import s2s_aws.localtranslate as lt
+
+    sentences = ["w1 w2 w3", "", "w4 w5", "w9 w8", "w2", "w7 w6 w5 w4"]
+    whole = [r["target"] for r in translate_local(sentences, model_dir, beam_size=2)]
+    monkeypatch.setattr(lt, "CHUNK_SENTENCES", 2)
+    seen = []
+    chunked = translate_local(sentences, model_dir, beam_size=2, progress=lambda d, t: seen.append((d, t)))
+    assert [r["target"] for r in chunked] == whole
+    assert seen == [(2, 5), (4, 5), (5, 5)]          # the empty sentence needs no decoding
+
+
 def test_json_output_has_tokens_and_matrix(model_dir):
     (r,) = translate_local(["w1 w2 w3 w4"], model_dir, json_output=True)
     assert r["tokens"] == r["target"].split()

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -266,11 +267,22 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise InputError("translate needs exactly one of --endpoint NAME or --model-dir DIR")
     want_matrix = args.attention or bool(args.attention_plot)
     if args.model_dir:
-        from ..localtranslate import translate_local
+        from ..localtranslate import CHUNK_SENTENCES, translate_local
+        from ..progress import StatusLine
 
         extra = {"json_output": True} if args.attention else {}  # json_output adds the matrices
-        results = translate_local(sentences, args.model_dir, beam_size=args.beam_size,
-                                  attention_plot=args.attention_plot, **extra)
+        status = StatusLine("translating", enabled=not args.json and len(sentences) > CHUNK_SENTENCES)
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            rate = done / max(time.monotonic() - started, 1e-9)
+            status.update(f"{done:,}/{total:,} sentences, {rate:,.0f}/s")
+
+        try:
+            results = translate_local(sentences, args.model_dir, beam_size=args.beam_size,
+                                      attention_plot=args.attention_plot, progress=progress, **extra)
+        finally:
+            status.close()
     else:
         if args.beam_size is not None:
             logger.warning("--beam-size applies to --model-dir only; the endpoint uses its trained beam_size")
