@@ -116,6 +116,21 @@ def test_cached_weights_follow_optimizer_steps_between_evaluations(optimizer):
         opt.zero_grad()
 
 
+def test_moving_the_model_drops_the_cache():
+    model = _model()
+    src, lengths = _source()
+    tokens = torch.randint(2, 35, (3, 3), generator=torch.Generator().manual_seed(6))
+    _steps(model, src, lengths, tokens, inference=True)
+    assert "_inference_cache" in model.decoder.__dict__
+    model.double()
+    assert "_inference_cache" not in model.decoder.__dict__
+    fast = _steps(model, src.clone(), lengths, tokens, inference=True)
+    assert fast[0][0].dtype == torch.float64
+    reference = _steps(model, src, lengths, tokens, inference=False)
+    for (fl, _, _), (sl, _, _) in zip(fast, reference):
+        torch.testing.assert_close(fl, sl)
+
+
 def test_training_mode_steps_use_the_modules_with_dropout():
     model = _model(rnn_decoder_hidden_dropout=0.5)
     src, lengths = _source()

@@ -150,6 +150,12 @@ class RNNDecoder(nn.Module):
             self.__dict__.pop("_inference_cache", None)
         return super().train(mode)
 
+    def _apply(self, fn, *args, **kwargs):
+        """``to()``, ``cuda()``, ``double()``...: new parameter tensors, so the cache (which holds views of
+        the old ones) goes too."""
+        self.__dict__.pop("_inference_cache", None)
+        return super()._apply(fn, *args, **kwargs)
+
     def _inference_weights(self) -> dict[str, list]:
         """The RNN weights rearranged for one-step cells, cached while in eval mode until a parameter
         is replaced or changed in place (see :meth:`train` for updates the key cannot see).
