@@ -369,6 +369,38 @@ def test_concurrent_requests_share_decode_calls():
     assert len(fake.calls) == 2  # everything queued during the first call went in one call
 
 
+def test_a_lone_client_never_waits_for_the_window_but_a_burst_does():
+    """One request at a time: no concurrency to wait for, so no decode call waits for the window. After
+    a call that merged requests (a burst), the next call waits for the window again."""
+    gate = threading.Event()
+    gate.set()
+    fake = FakeTranslator(gate=gate)
+    app = create_app(fake, settings=ServerSettings(max_batch_size=64, batch_window_ms=50))
+    with TestClient(app) as c:
+        batcher = app.state.s2s.batcher
+        for word in WORDS[:5]:
+            assert post_json(c, {"instances": [{"data": word}]}).json() == {"predictions": [{"target": expected(word)}]}
+        assert batcher.windows_waited == 0 and fake.calls == [1] * 5
+        gate.clear()                    # the next call blocks in the model...
+        first = threading.Thread(target=lambda: post_json(c, {"instances": [{"data": "a"}]}))
+        first.start()
+        _wait_until(lambda: len(fake.calls) == 6)
+        burst = {}                      # ...while 7 requests queue behind it
+        t = threading.Thread(target=lambda: burst.update(zip(("s", "r"), _concurrent_requests(c, 7))))
+        t.start()
+        _wait_until(lambda: batcher.queued_sentences == 7)
+        gate.set()
+        first.join(60)
+        t.join(60)
+        assert all(r.status_code == 200 for r in burst["r"])
+        assert fake.calls[5:] == [1, 7]
+        assert batcher.windows_waited == 1                # the merged call waited (7 queued)
+        assert post_json(c, {"instances": [{"data": "b"}]}).status_code == 200
+        assert batcher.windows_waited == 2                # the call after a merged one waits too
+        assert post_json(c, {"instances": [{"data": "c"}]}).status_code == 200
+        assert batcher.windows_waited == 2                # and then a lone client is alone again
+
+
 def test_dynamic_batching_off_decodes_each_request_alone():
     fake = FakeTranslator()
     with client_for(fake, dynamic_batching=False) as c:

@@ -5,7 +5,10 @@ model is only ever called from that thread and the asyncio event loop never bloc
 :class:`DynamicBatcher` queues the sentences of concurrent requests; when a model copy is free it
 waits a short window (``S2S_BATCH_WINDOW_MS``) after the oldest queued sentence for more to arrive,
 then decodes up to ``S2S_MAX_BATCH_SIZE`` sentences, from any number of requests, in one call and
-routes each result back to its request. A large request is split across several batches.
+routes each result back to its request. A large request is split across several batches. The
+window is skipped while there is no concurrency to wait for: one request queued and the previous
+decode call served one request alone (a lone client pays no window; requests that queue while a
+call runs are merged anyway, and the next call after a merged one waits again).
 
 A batch that runs out of device memory is split in halves and retried (down to one sentence). A
 batch that fails for any other reason is retried request by request, so a faulty request fails
@@ -181,6 +184,8 @@ class DynamicBatcher:
         self.enabled = enabled
         self.batches_run = 0          # decode calls made (for tests and logs)
         self.largest_batch = 0
+        self.windows_waited = 0       # decode calls that first waited for the window
+        self._last_jobs = 1           # requests served by the previous decode call
         self._pending: deque[_Job] = deque()
         self._idle: asyncio.Queue[ModelRunner] | None = None
         self._wakeup: asyncio.Event | None = None
@@ -249,8 +254,12 @@ class DynamicBatcher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
             # wait for more sentences: until the window after the oldest job closes or a batch is full
+            # (unless no concurrency was seen: one job queued after a call that served one job)
             deadline = self._pending[0].arrived + self.window_s
-            while self.queued_sentences < self.max_batch_size:
+            concurrent = len(self._pending) > 1 or self._last_jobs > 1
+            if concurrent and self.window_s > 0 and self.queued_sentences < self.max_batch_size:
+                self.windows_waited += 1
+            while concurrent and self.queued_sentences < self.max_batch_size:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -263,6 +272,7 @@ class DynamicBatcher:
             if not batch:
                 self._idle.put_nowait(runner)
                 continue
+            self._last_jobs = len({id(job) for job, _, _ in batch})
             task = asyncio.create_task(self._run_batch(runner, batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
