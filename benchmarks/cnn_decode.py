@@ -125,8 +125,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except common.BenchmarkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    common.run_main("cnn_decode", main)

@@ -32,7 +32,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,17 @@ THREADS = 2
 
 class BenchmarkError(RuntimeError):
     """A benchmark cannot produce an honest figure (peer not installable, nonsense result)."""
+
+
+def run_main(name: str, main: Callable[[], int]) -> None:
+    """Run a benchmark script's ``main`` and exit with its status; a :class:`BenchmarkError` (the peer
+    could not be set up, a run produced nonsense) exits 1 with ``NAME: FAILED: reason`` on stderr."""
+    try:
+        status = main()
+    except BenchmarkError as e:
+        print(f"{name}: FAILED: {e}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(status)
 
 
 # -- the matched model --------------------------------------------------------------------------

@@ -184,8 +184,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except common.BenchmarkError as e:
-        print(f"decode_throughput: FAILED: {e}", file=sys.stderr)
-        sys.exit(1)
+    common.run_main("decode_throughput", main)

@@ -183,8 +183,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except common.BenchmarkError as e:
-        print(f"train_throughput: FAILED: {e}", file=sys.stderr)
-        sys.exit(1)
+    common.run_main("train_throughput", main)

@@ -251,3 +251,17 @@ def test_prefix_recompute_is_undone():
     with cnn_decode.PrefixRecompute(model.decoder):
         assert model.init_state(enc).dtype == torch.long            # the prefix of token ids
     assert model.init_state(enc).steps == 0                          # the incremental state again
+
+
+def test_run_main_exits_with_the_status_or_fails_loudly(capsys):
+    with pytest.raises(SystemExit) as ok:
+        common.run_main("x", lambda: 0)
+    assert ok.value.code == 0
+
+    def broken() -> int:
+        raise common.BenchmarkError("BLEU is 0")
+
+    with pytest.raises(SystemExit) as failed:
+        common.run_main("quality", broken)
+    assert failed.value.code == 1
+    assert "quality: FAILED: BLEU is 0" in capsys.readouterr().err
