@@ -401,6 +401,20 @@ def test_a_lone_client_never_waits_for_the_window_but_a_burst_does():
         assert batcher.windows_waited == 2                # and then a lone client is alone again
 
 
+def test_the_window_shrinks_to_a_fraction_of_fast_decodes():
+    """A 500 ms window is no use when a decode call takes milliseconds: after a few calls the window
+    is at most WINDOW_FRACTION of their (moving average) time."""
+    from s2s_algorithm.serving_batcher import WINDOW_FRACTION
+
+    app = create_app(FakeTranslator(), settings=ServerSettings(max_batch_size=64, batch_window_ms=500))
+    with TestClient(app) as c:
+        batcher = app.state.s2s.batcher
+        assert batcher.window == 0.5                      # nothing measured yet: the setting
+        for word in WORDS[:4]:
+            assert post_json(c, {"instances": [{"data": word}]}).status_code == 200
+        assert 0 < batcher.window <= WINDOW_FRACTION * batcher._decode_s < 0.25
+
+
 def test_dynamic_batching_off_decodes_each_request_alone():
     fake = FakeTranslator()
     with client_for(fake, dynamic_batching=False) as c:

@@ -20,7 +20,8 @@ Settings come from the environment (invalid values stop the server with a clear 
 
 =========================  ======================================================  =========
 ``S2S_MAX_BATCH_SIZE``     most sentences decoded in one call                      64
-``S2S_BATCH_WINDOW_MS``    how long the oldest queued sentence waits for others    5
+``S2S_BATCH_WINDOW_MS``    longest the oldest queued sentence waits for others     5
+                           (<= 0.4 x recent decode time; 0 for a lone client)
 ``S2S_DYNAMIC_BATCHING``   ``false``: decode each request on its own               true
 ``S2S_REQUEST_TIMEOUT_S``  a request still undecoded after this answers 504        55
 ``S2S_MAX_PAYLOAD_MB``     request body cap (413 above it)                         6

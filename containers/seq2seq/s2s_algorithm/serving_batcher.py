@@ -6,9 +6,11 @@ model is only ever called from that thread and the asyncio event loop never bloc
 waits a short window (``S2S_BATCH_WINDOW_MS``) after the oldest queued sentence for more to arrive,
 then decodes up to ``S2S_MAX_BATCH_SIZE`` sentences, from any number of requests, in one call and
 routes each result back to its request. A large request is split across several batches. The
-window is skipped while there is no concurrency to wait for: one request queued and the previous
-decode call served one request alone (a lone client pays no window; requests that queue while a
-call runs are merged anyway, and the next call after a merged one waits again).
+window is at most :data:`WINDOW_FRACTION` of the recent decode-call time (waiting longer than a
+fraction of a decode costs more latency than merging saves), and it is skipped while there is no
+concurrency to wait for: one request queued and the previous decode call served one request alone
+(a lone client pays no window; requests that queue while a call runs are merged anyway, and the next
+call after a merged one waits again).
 
 A batch that runs out of device memory is split in halves and retried (down to one sentence). A
 batch that fails for any other reason is retried request by request, so a faulty request fails
@@ -28,7 +30,10 @@ from .serving_formats import Item, Result
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ModelRunner", "DynamicBatcher", "is_out_of_memory"]
+__all__ = ["ModelRunner", "DynamicBatcher", "is_out_of_memory", "WINDOW_FRACTION"]
+
+#: the batching window is at most this fraction of the recent decode-call time (moving average)
+WINDOW_FRACTION = 0.4
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -186,11 +191,19 @@ class DynamicBatcher:
         self.largest_batch = 0
         self.windows_waited = 0       # decode calls that first waited for the window
         self._last_jobs = 1           # requests served by the previous decode call
+        self._decode_s: float | None = None   # moving average of decode-call time
         self._pending: deque[_Job] = deque()
         self._idle: asyncio.Queue[ModelRunner] | None = None
         self._wakeup: asyncio.Event | None = None
         self._loop_task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
+
+    @property
+    def window(self) -> float:
+        """The batching window now, in seconds: ``window_s``, at most a fraction of recent decodes."""
+        if self._decode_s is None:
+            return self.window_s
+        return min(self.window_s, WINDOW_FRACTION * self._decode_s)
 
     @property
     def queued_sentences(self) -> int:
@@ -255,9 +268,9 @@ class DynamicBatcher:
                 await self._wakeup.wait()
             # wait for more sentences: until the window after the oldest job closes or a batch is full
             # (unless no concurrency was seen: one job queued after a call that served one job)
-            deadline = self._pending[0].arrived + self.window_s
+            deadline = self._pending[0].arrived + self.window
             concurrent = len(self._pending) > 1 or self._last_jobs > 1
-            if concurrent and self.window_s > 0 and self.queued_sentences < self.max_batch_size:
+            if concurrent and self.window > 0 and self.queued_sentences < self.max_batch_size:
                 self.windows_waited += 1
             while concurrent and self.queued_sentences < self.max_batch_size:
                 remaining = deadline - loop.time()
@@ -299,7 +312,10 @@ class DynamicBatcher:
             self.largest_batch = max(self.largest_batch, len(items))
             logger.debug("%s: decoding %d sentences from %d requests", runner.name, len(items), len(batch))
             try:
+                started = loop.time()
                 results = await loop.run_in_executor(runner.executor, runner.run, items)
+                took = loop.time() - started
+                self._decode_s = took if self._decode_s is None else 0.8 * self._decode_s + 0.2 * took
             except Exception as e:
                 if len({id(job) for job, _, _ in batch}) == 1:
                     batch[0][0].finish(e)
