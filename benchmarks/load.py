@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,12 +30,8 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(REPO / "tests"))
+from algo_utils import ServeProcess, sentences_for, train_tiny_model  # noqa: E402,F401  (shared harness)
 
 
 def rss_bytes(pid: int) -> int:
@@ -52,58 +44,8 @@ def rss_bytes(pid: int) -> int:
 
 
 def tiny_model() -> Path:
-    sys.path.insert(0, str(REPO / "tests"))
-    from algo_utils import train_tiny_model  # noqa: E402
-
-    return Path(train_tiny_model(Path(tempfile.mkdtemp(prefix="s2s-bench-load-"))))
-
-
-def sentences_for(model_dir: Path, n: int, seed: int = 3) -> list[str]:
-    vocab = json.loads((model_dir / "vocab.src.json").read_text(encoding="utf-8"))
-    words = [w for w, i in vocab.items() if i >= 4]
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(words) for _ in range(rng.randint(2, 8))) for _ in range(n)]
-
-
-class ServeProcess:
-    """``s2s-serve`` on 127.0.0.1:<free port>; output to a log file."""
-
-    def __init__(self, model_dir: Path, env_extra: dict[str, str] | None = None, log_path: Path | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        exe = Path(sys.executable).with_name("s2s-serve")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "s2s_algorithm.serve"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-        env.pop("SAGEMAKER_BIND_TO_PORT", None)
-        self.log_path = log_path or Path(tempfile.mkstemp(prefix="s2s-load-", suffix=".log")[1])
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--port", str(self.port), "--model-dir",
-                                            str(model_dir), "--log-level", "warning"],
-                                     env=env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"s2s-serve exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/ping", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"s2s-serve not ready after {timeout} s")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+    """The tests' tiny sequence-reversal model, trained into a fresh temporary folder."""
+    return Path(train_tiny_model(Path(tempfile.mkdtemp(prefix="s2s-bench-"))))
 
 
 @dataclass
@@ -230,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = p.parse_args(argv)
     model_dir = args.model_dir or tiny_model()
-    sentences = sentences_for(model_dir, 40)
+    sentences = sentences_for(model_dir, 40, seed=3)
     server = ServeProcess(model_dir)
     try:
         server.wait_ready()

@@ -21,70 +21,16 @@ import json
 import os
 import platform
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tiny_model() -> Path:
-    sys.path.insert(0, str(REPO / "tests"))
-    from algo_utils import train_tiny_model  # noqa: E402
-
-    return Path(train_tiny_model(Path(tempfile.mkdtemp(prefix="s2s-bench-serve-"))))
-
-
-def sentences_for(model_dir: Path, n: int, seed: int = 7) -> list[str]:
-    vocab = json.loads((model_dir / "vocab.src.json").read_text(encoding="utf-8"))
-    words = [w for w, i in vocab.items() if i >= 4]
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) for _ in range(n)]
-
-
-class Server:
-    def __init__(self, model_dir: Path, env: dict[str, str]):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        exe = Path(sys.executable).with_name("s2s-serve")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "s2s_algorithm.serve"]
-        self.proc = subprocess.Popen(
-            cmd + ["--host", "127.0.0.1", "--port", str(self.port), "--model-dir", str(model_dir),
-                   "--log-level", "warning"],
-            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        end = time.monotonic() + 180
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"s2s-serve exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.url + "/ping", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise SystemExit("s2s-serve did not become ready within 180 s")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load as driver  # noqa: E402  (benchmarks/load.py: the server harness and the tiny model)
 
 
 def _post(client: httpx.Client, sentence: str) -> str:
@@ -144,16 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
 
-    model_dir = args.model_dir or tiny_model()
-    sentences = sentences_for(model_dir, 200)
+    model_dir = args.model_dir or driver.tiny_model()
+    sentences = driver.sentences_for(model_dir, 200, seed=7, words=(3, 9))
     base_env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     if args.beam_size:
         base_env["S2S_BEAM_SIZE"] = str(args.beam_size)
     rows = []
     expected: dict[str, str] = {}
     for batching in ("true", "false"):
-        srv = Server(model_dir, {**base_env, "S2S_DYNAMIC_BATCHING": batching})
+        srv = driver.ServeProcess(model_dir, {**base_env, "S2S_DYNAMIC_BATCHING": batching})
         try:
+            srv.wait_ready(180)
             with httpx.Client(base_url=srv.url, timeout=60) as c:
                 answers = {s: _post(c, s) for s in sentences}
             if expected and answers != expected:

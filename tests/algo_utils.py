@@ -7,6 +7,9 @@ Example::
 
     from algo_utils import train_tiny_model     # tests/ is on sys.path under pytest
     model_dir = train_tiny_model(tmp_path)          # tmp_path/model with model.pt, vocabs, ...
+
+``ServeProcess`` runs the real ``s2s-serve`` on a free loopback port (the HTTP tests and the serving
+benchmarks share it); ``sentences_for`` makes random sentences from a model's source vocabulary.
 """
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -137,3 +142,69 @@ def train_tiny_model(tmp_path: Path, hyperparameters: dict[str, str] | None = No
     dest = Path(tmp_path) / "model"
     shutil.copytree(tiny_training_root(hyperparameters) / "model", dest, dirs_exist_ok=True)
     return dest
+
+
+def sentences_for(model_dir: Path, n: int, seed: int, words: tuple[int, int] = (2, 8)) -> list[str]:
+    """``n`` random sentences of ``words`` (min, max) words from the model's source vocabulary."""
+    vocab = json.loads((Path(model_dir) / "vocab.src.json").read_text(encoding="utf-8"))
+    choices = [w for w, i in vocab.items() if i >= 4]
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(choices) for _ in range(rng.randint(*words))) for _ in range(n)]
+
+
+class ServeProcess:
+    """``s2s-serve`` on 127.0.0.1:<free port> with ``model_dir``; its output goes to ``log_path``
+    (a temporary file by default). ``OMP_NUM_THREADS`` is 1 unless ``env_extra`` says otherwise."""
+
+    def __init__(self, model_dir: Path, env_extra: dict[str, str] | None = None, log_path: Path | None = None,
+                 log_level: str = "warning"):
+        import httpx  # noqa: F401  (fail here, not in wait_ready, when it is missing)
+
+        from s2s_aws.local.support import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        exe = Path(sys.executable).with_name("s2s-serve")
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "s2s_algorithm.serve"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+        env.pop("SAGEMAKER_BIND_TO_PORT", None)
+        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="s2s-serve-", suffix=".log")[1])
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--port", str(self.port), "--model-dir",
+                                            str(model_dir), "--log-level", log_level],
+                                     env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        """Everything the server has printed so far."""
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until ``/ping`` answers 200; ``RuntimeError`` with the server's output if it exits or times out."""
+        import httpx
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"s2s-serve exited with {self.proc.returncode}:\n{self.log()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/ping", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"s2s-serve not ready after {timeout} s:\n{self.log()[-2000:]}")
+
+    def stop(self) -> int:
+        """SIGTERM (the graceful stop SageMaker sends), SIGKILL after 60 s; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode

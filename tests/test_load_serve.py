@@ -32,7 +32,7 @@ def test_32_clients_no_failures_and_flat_memory(tmp_path):
 
     load = _load_driver()
     model_dir = Path(train_tiny_model(tmp_path))
-    sentences = load.sentences_for(model_dir, 24)
+    sentences = load.sentences_for(model_dir, 24, seed=3)
     server = load.ServeProcess(model_dir, log_path=tmp_path / "serve.log")
     try:
         server.wait_ready()

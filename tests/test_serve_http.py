@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,86 +12,24 @@ from pathlib import Path
 import httpx
 import pytest
 
+from algo_utils import ServeProcess, train_tiny_model
 from s2s_aws.formats import recordio, records
 from s2s_aws.formats import vocab as vocab_format
+from s2s_aws.local.support import free_port
 
 pytestmark = pytest.mark.slow
 
 SENTENCES = ["w1 w2 w3 w4", "w5 w6", "w7", "w8 zzz-unknown w9", "w10 w11 w12 w13 w14 w15 w16 w17", "w3 w3 w3"]
 
 
-def _tiny_model(tmp_path: Path) -> Path:
-    from algo_utils import train_tiny_model
-
-    return Path(train_tiny_model(tmp_path))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``s2s-serve`` as a subprocess; stderr collected line by line."""
-
-    def __init__(self, model_dir: Path, env_extra: dict[str, str] | None = None, log_level: str = "info"):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        exe = Path(sys.executable).with_name("s2s-serve")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "s2s_algorithm.serve"]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-        env.pop("SAGEMAKER_BIND_TO_PORT", None)
-        self.proc = subprocess.Popen(
-            cmd + ["--host", "127.0.0.1", "--port", str(self.port), "--model-dir", str(model_dir),
-                   "--log-level", log_level],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                pytest.fail(f"s2s-serve exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                r = httpx.get(self.url + "/ping", timeout=5)
-                if r.status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"s2s-serve not ready after {timeout} s:\n{self.log()}")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(5)
-        return self.proc.returncode
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    return _tiny_model(tmp_path_factory.mktemp("tiny-model"))
+    return Path(train_tiny_model(tmp_path_factory.mktemp("tiny-model")))
 
 
 @pytest.fixture(scope="module")
-def server(model_dir):
-    srv = Server(model_dir)
+def server(model_dir, tmp_path_factory):
+    srv = ServeProcess(model_dir, log_path=tmp_path_factory.mktemp("serve") / "serve.log", log_level="info")
     try:
         srv.wait_ready()
         yield srv
@@ -220,8 +155,9 @@ def test_32_concurrent_clients_get_their_own_answers(server, single_answers):
         assert r.json() == {"predictions": [{"target": single_answers[s]}]}
 
 
-def test_sigterm_finishes_requests_in_flight(model_dir):
-    srv = Server(model_dir, env_extra={"S2S_MAX_BATCH_SIZE": "8"}, log_level="debug")
+def test_sigterm_finishes_requests_in_flight(model_dir, tmp_path):
+    srv = ServeProcess(model_dir, env_extra={"S2S_MAX_BATCH_SIZE": "8"}, log_path=tmp_path / "serve.log",
+                       log_level="debug")
     try:
         srv.wait_ready()
         n_requests, per_request = 4, 40
@@ -256,7 +192,7 @@ def test_missing_model_dir_exits_2(tmp_path):
 def test_broken_model_dir_exits_1(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"not a model")
     proc = subprocess.run([sys.executable, "-m", "s2s_algorithm.serve", "--model-dir", str(tmp_path),
-                           "--port", str(_free_port()), "--host", "127.0.0.1"],
+                           "--port", str(free_port()), "--host", "127.0.0.1"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "failed to load" in proc.stderr
