@@ -1,22 +1,14 @@
 """The pipeline's register-and-deploy Lambda (infra/s2s_infra/functions/deploy/index.py), stubbed."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-
-SRC = Path(__file__).resolve().parents[1] / "infra" / "s2s_infra" / "functions" / "deploy" / "index.py"
-
+from infra_utils import load_deploy_function
 
 @pytest.fixture(scope="module")
 def deploy():
-    spec = importlib.util.spec_from_file_location("s2s_deploy_function", SRC)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_deploy_function()
 
 
 @pytest.fixture()

@@ -15,29 +15,18 @@ buckets encrypted / TLS-only (``test_buckets_encrypted_versioned_private_logged`
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-ROOT = Path(__file__).resolve().parents[1]
-INFRA = ROOT / "infra"
-if str(INFRA) not in sys.path:
-    sys.path.insert(0, str(INFRA))
+from infra_utils import WILDCARD_ONLY, iam_statements, load_deploy_function
 
 cdk = pytest.importorskip("aws_cdk")
 from aws_cdk.assertions import Template  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-#: actions AWS allows only on "*"
-WILDCARD_ONLY = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +67,7 @@ def test_deploy_function_gets_the_key_and_uses_it(templates, monkeypatch):
              and "ENDPOINT_PREFIX" in r["Properties"].get("Environment", {}).get("Variables", {})]
     assert "KMS_KEY_ARN" in fn["Properties"]["Environment"]["Variables"]
 
-    spec = importlib.util.spec_from_file_location("s2s_deploy_fn_sec", INFRA / "s2s_infra" / "functions" / "deploy"
-                                                  / "index.py")
-    deploy = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(deploy)
+    deploy = load_deploy_function("s2s_deploy_fn_sec")
     monkeypatch.setenv("ENDPOINT_PREFIX", "s2s-dev")
     monkeypatch.setenv("KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/k")
     client = boto3.client("sagemaker", region_name="us-east-1")
@@ -105,10 +91,8 @@ def test_deploy_function_gets_the_key_and_uses_it(templates, monkeypatch):
 
 def _statements(templates):
     for name, t in templates.items():
-        for logical, res in t.get("Resources", {}).items():
-            if res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-                for st in res["Properties"]["PolicyDocument"]["Statement"]:
-                    yield f"{name}/{logical}", st
+        for logical, st in iam_statements(t):
+            yield f"{name}/{logical}", st
 
 
 def _as_list(value) -> list:
