@@ -64,8 +64,11 @@ class RNNDecoder(nn.Module):
 
     # -- state -------------------------------------------------------------------------------
     def prepare(self, enc: EncoderOutput) -> EncoderOutput:
-        """Cache the attention keys (once per source batch)."""
+        """Cache the attention keys (once per source batch); in inference, also check the decoding
+        cache against the parameters here rather than at every step."""
         enc.cache["keys"] = self.attention.precompute(enc.memory)
+        if not self.training and not torch.is_grad_enabled():
+            self._inference_weights()
         return enc
 
     def init_state(self, enc: EncoderOutput) -> Tensor:
@@ -222,7 +225,8 @@ class RNNDecoder(nn.Module):
 
     def _inference_step(self, prev: Tensor, state: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`step` without autograd or dropout: one-step cells, no per-layer state copies."""
-        w = self._inference_weights()
+        cached = self.__dict__.get("_inference_cache")       # checked once per batch by prepare()
+        w = cached[1] if cached is not None else self._inference_weights()
         keys = enc.cache.get("keys")
         if keys is None:
             keys = self.attention.precompute(enc.memory)
