@@ -14,14 +14,23 @@ RecordIO record of each data file parses). Each object carries its SHA-256 as me
 whose object already has the same size and SHA-256 is skipped. Large files go up as concurrent
 multipart uploads (boto3 ``TransferConfig``).
 
+Interrupted uploads leave nothing open behind them: SIGINT and SIGTERM (when no one else handles
+SIGTERM) abort the multipart upload in flight and raise :class:`UploadInterrupted` (a
+``KeyboardInterrupt``); a process that was SIGKILLed cannot clean up, so every run first aborts the
+open multipart uploads of the exact keys it is about to write (left by an earlier run that died).
+Two uploads to the same keys at once are not supported: the later one aborts the earlier one's.
+
 Channel subdirectories (``train/*.rec``, ``validation/*.rec``, ``vocab/*.json``) are accepted too.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,7 +41,7 @@ from .errors import FormatError, InputError
 logger = logging.getLogger(__name__)
 
 __all__ = ["Channels", "ChannelFile", "find_channel_files", "validate_channel_files", "upload_channels",
-           "sha256_file", "CHANNEL_NAMES", "CONTENT_TYPE"]
+           "abort_stale_uploads", "sha256_file", "UploadInterrupted", "CHANNEL_NAMES", "CONTENT_TYPE"]
 
 CHANNEL_NAMES = ("train", "validation", "vocab")
 CONTENT_TYPE = "application/x-recordio-protobuf"
@@ -41,6 +50,17 @@ VOCAB_FILES = ("vocab.src.json", "vocab.trg.json")
 SHA256_METADATA_KEY = "sha256"
 
 _MiB = 1024 * 1024
+
+
+class UploadInterrupted(KeyboardInterrupt):
+    """The upload was stopped by a signal (SIGINT or SIGTERM); the multipart upload in flight was aborted.
+
+    ``signum`` is the signal; the CLI exits with ``128 + signum``.
+    """
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        self.signum = signum
+        super().__init__(message or f"{signal.Signals(signum).name} received")
 
 
 @dataclass(frozen=True)
@@ -171,6 +191,68 @@ def _remote_sha256(s3: Any, bucket: str, key: str) -> tuple[str | None, int | No
     return head.get("Metadata", {}).get(SHA256_METADATA_KEY), head.get("ContentLength")
 
 
+def abort_stale_uploads(s3: Any, bucket: str, keys: list[str], prefix: str = "") -> list[tuple[str, str]]:
+    """Abort the open multipart uploads of exactly ``keys`` (left by a run that was killed).
+
+    Lists the uploads under ``prefix`` once (paginated) and aborts those whose key is one of
+    ``keys``; uploads of other keys are left alone. Returns the ``(key, upload id)`` pairs aborted.
+    A store that refuses the listing or an abort only gets a warning (the bucket's lifecycle rule
+    for incomplete uploads is the fallback); the upload itself goes on.
+    """
+    wanted = set(keys)
+    list_prefix = f"{join_key(prefix)}/" if join_key(prefix) else ""
+    stale: list[tuple[str, str]] = []
+    try:
+        pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=list_prefix)
+        for page in pages:
+            stale += [(u["Key"], u["UploadId"]) for u in page.get("Uploads", []) if u.get("Key") in wanted]
+    except Exception as e:
+        logger.warning("could not list open multipart uploads under s3://%s/%s (%s); uploads left open by "
+                       "an earlier run that was killed are not aborted; allow s3:ListBucketMultipartUploads "
+                       "and s3:AbortMultipartUpload, or rely on the bucket's lifecycle rule",
+                       bucket, list_prefix, aws_error("listing", e))
+        return []
+    aborted = []
+    for key, upload_id in stale:
+        try:
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception as e:
+            if not (is_not_found(e) or "NoSuchUpload" in str(e)):  # already gone is fine
+                logger.warning("could not abort the open multipart upload %s of s3://%s/%s (%s)",
+                               upload_id, bucket, key, aws_error("aborting", e))
+            continue
+        logger.info("aborted a multipart upload left open by an earlier run: s3://%s/%s (%s)",
+                    bucket, key, upload_id)
+        aborted.append((key, upload_id))
+    return aborted
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """While the upload runs, SIGTERM raises UploadInterrupted like SIGINT raises KeyboardInterrupt.
+
+    Only in the main thread and only where SIGTERM has its default action (nobody else handles
+    it); a second SIGTERM during the abort falls back to the default (the process ends).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+
+    def on_sigterm(signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise UploadInterrupted(signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def upload_channels(s3: Any, local_dir: str | os.PathLike, bucket: str, prefix: str = "", *,
                     transfer_config: Any = None, checksum_algorithm: str | None = "SHA256",
                     force: bool = False, progress: bool = False, stream: TextIO | None = None,
@@ -181,15 +263,27 @@ def upload_channels(s3: Any, local_dir: str | os.PathLike, bucket: str, prefix: 
     additional checksum (``None`` for S3-compatible stores without it). ``force`` re-uploads
     unchanged files. ``extra_args`` go to every upload (e.g. ``{"ServerSideEncryption": "aws:kms",
     "SSEKMSKeyId": ...}``). Returns the channel URIs and which keys were uploaded or skipped.
+    Open multipart uploads of these keys left by an earlier, killed run are aborted first;
+    SIGINT/SIGTERM abort the upload in flight and raise :class:`UploadInterrupted`.
     """
-    from .progress import ProgressBar
-
     if not bucket:
         raise InputError("no S3 bucket given; pass bucket= (CLI: --bucket or S2S_BUCKET)")
     files = find_channel_files(local_dir)
     validate_channel_files(files)  # before anything goes up
 
     channels = Channels.from_prefix(bucket, prefix)
+    with _sigterm_interrupts():
+        return _upload(s3, files, bucket, prefix, channels, transfer_config=transfer_config,
+                       checksum_algorithm=checksum_algorithm, force=force, progress=progress,
+                       stream=stream, extra_args=extra_args)
+
+
+def _upload(s3: Any, files: list[ChannelFile], bucket: str, prefix: str, channels: Channels, *,
+            transfer_config: Any, checksum_algorithm: str | None, force: bool, progress: bool,
+            stream: TextIO | None, extra_args: dict | None) -> Channels:
+    from .progress import ProgressBar
+
+    abort_stale_uploads(s3, bucket, [join_key(prefix, cf.channel, cf.name) for cf in files], prefix)
     todo: list[tuple[ChannelFile, str, str, int]] = []
     skipped: list[str] = []
     for cf in files:
@@ -217,6 +311,13 @@ def upload_channels(s3: Any, local_dir: str | os.PathLike, bucket: str, prefix: 
         logger.info("uploading %s -> s3://%s/%s", cf.path, bucket, key)
         try:
             s3.upload_file(str(cf.path), bucket, key, ExtraArgs=args, Config=config, Callback=bar)
+        except KeyboardInterrupt as e:  # boto3's transfer manager has aborted the multipart upload
+            bar.close()
+            signum = getattr(e, "signum", signal.SIGINT)
+            raise UploadInterrupted(signum, f"{signal.Signals(signum).name} while uploading {cf.path} to "
+                                    f"s3://{bucket}/{key}; its multipart upload was aborted and nothing "
+                                    f"partial is visible; run the upload again (files already up "
+                                    f"unchanged are skipped)") from e
         except Exception as e:
             bar.close()
             raise aws_error(f"uploading {cf.path} to s3://{bucket}/{key}", e,

@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"s2s-aws: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("s2s-aws: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM during an upload (channels.UploadInterrupted)
+        print(f"s2s-aws: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
+        return 128 + int(getattr(e, "signum", 2))
     return 0 if rc is None else int(rc)
 
 
