@@ -2,32 +2,46 @@
 
 Checkpoint folder (``/opt/ml/checkpoints``, kept by managed spot training):
 
-- ``training_state.pt`` -- model, optimizer, scheduler, step, epoch, data position, best metric,
-  early-stopping counter, RNG states; rewritten atomically at every checkpoint.
+- ``training_state.pt`` -- a header (``{"format": "s2s-aws-training-state", "format_version": 2}``),
+  model, optimizer, scheduler, step, epoch, data position, best metric, early-stopping counter, RNG
+  states; rewritten atomically at every checkpoint.
 - ``best_model.pt`` -- the parameters with the best ``optimized_metric`` so far.
 
 Model directory (``/opt/ml/model``): ``model.pt`` (state dict), ``hyperparameters.json`` (resolved
 string form), ``vocab.src.json``, ``vocab.trg.json``, ``format.json`` (``{"format_version": 1, ...}``).
 Every file is written to a temporary name and renamed, so a reader never sees half a file.
+
+Loading never runs code: every ``.pt`` file is read with ``torch.load(weights_only=True)``, which
+accepts tensors and plain values (dicts, lists, tuples, numbers, strings, None) and refuses
+anything else -- a pickled class or function in a model artifact or a checkpoint raises
+:class:`UnsafeFileError` instead of running. That is why the RNG states are stored as tensors and
+numbers (:func:`rng_state`), not as numpy objects.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import pickle
+import random
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
+
+from s2s_aws.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["FORMAT_VERSION", "TRAINING_STATE", "BEST_MODEL", "atomic_write", "save_torch", "load_torch",
-           "write_model_dir", "MODEL_FILES"]
+           "load_state_dict", "save_training_state", "load_training_state", "rng_state", "set_rng_state",
+           "UnsafeFileError", "write_model_dir", "MODEL_FILES"]
 
 FORMAT_VERSION = 1
+TRAINING_STATE_HEADER = {"format": "s2s-aws-training-state", "format_version": 2}
 TRAINING_STATE = "training_state.pt"
 BEST_MODEL = "best_model.pt"
 MODEL_FILES = ("model.pt", "hyperparameters.json", "vocab.src.json", "vocab.trg.json", "format.json")
@@ -56,9 +70,71 @@ def save_torch(obj: Any, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
+class UnsafeFileError(InputError):
+    """A ``.pt`` file holds something other than tensors and plain values, so it was not loaded."""
+
+
 def load_torch(path: Path, map_location: str | torch.device = "cpu") -> Any:
-    # our own files hold plain containers, tensors, numpy RNG state: not weights_only-safe types
-    return torch.load(path, map_location=map_location, weights_only=False)
+    """Read a file written by :func:`save_torch`; never unpickles classes or functions."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UnsafeFileError(
+            f"{path} was not loaded: it holds objects other than tensors and plain values "
+            f"({first[:200]}), and loading those could run code. s2s-aws reads only files written by "
+            "s2s-train; re-create the file by training again, and check who can write to that S3 location."
+        ) from None
+
+
+def load_state_dict(path: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """A model state dict (``model.pt``, ``best_model.pt``): a mapping of parameter names to tensors."""
+    value = load_torch(path, map_location)
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in value.items()):
+        raise UnsafeFileError(f"{path} is not a model state dict (a mapping of parameter names to tensors). "
+                              "Re-create it with s2s-train.")
+    return value
+
+
+def rng_state(cuda: bool) -> dict[str, Any]:
+    """Python, numpy and torch RNG states as tensors and numbers (loadable with ``weights_only``)."""
+    key, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {"python": random.getstate(),
+            "numpy": {"key": str(key), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                      "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state() if cuda else None}
+
+
+def set_rng_state(rng: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    py = rng["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = rng["numpy"]
+    np.random.set_state((n["key"], n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(rng["torch"].cpu())
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["cuda"].cpu())
+
+
+def save_training_state(state: dict[str, Any], path: Path) -> None:
+    """Write ``training_state.pt`` with its header."""
+    save_torch({"header": dict(TRAINING_STATE_HEADER), **state}, path)
+
+
+def load_training_state(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read ``training_state.pt``; raises :class:`UnsafeFileError` or :class:`InputError` when it cannot."""
+    value = load_torch(path, map_location)
+    header = value.get("header") if isinstance(value, dict) else None
+    if not isinstance(header, dict) or header.get("format") != TRAINING_STATE_HEADER["format"]:
+        raise InputError(f"{path} is not an s2s-aws training state (no header).")
+    version = header.get("format_version")
+    if version != TRAINING_STATE_HEADER["format_version"]:
+        raise InputError(f"{path} has training-state format_version {version!r}; this program reads "
+                         f"version {TRAINING_STATE_HEADER['format_version']}.")
+    return value
 
 
 def _write_json(path: Path, value: Any) -> None:

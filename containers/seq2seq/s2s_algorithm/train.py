@@ -35,7 +35,9 @@ from s2s_aws.errors import InputError, S2SError
 from s2s_aws.metrics import format_metric
 
 from . import distributed
-from .checkpoint import BEST_MODEL, TRAINING_STATE, atomic_write, load_torch, save_torch, write_model_dir
+from .checkpoint import (BEST_MODEL, TRAINING_STATE, UnsafeFileError, atomic_write, load_state_dict,
+                         load_training_state, rng_state, save_torch, save_training_state, set_rng_state,
+                         write_model_dir)
 from .config import ModelConfig
 from .data import (CHANNELS, PAD_ID, BatchSampler, ParallelData, iter_eval_batches, load_channel,
                    load_vocabularies, make_batch, read_json)
@@ -235,7 +237,10 @@ class Trainer:
         if not path.is_file():
             return
         try:
-            ckpt = load_torch(path, map_location=self.device)
+            ckpt = load_training_state(path, map_location=self.device)
+        except UnsafeFileError as e:  # never run code from a checkpoint; start over instead
+            logger.warning("refusing checkpoint: %s Starting from scratch.", e)
+            return
         except Exception as e:  # a damaged checkpoint must not end a job that can start over
             logger.warning("cannot read checkpoint %s (%s): starting from scratch", path, e)
             return
@@ -255,11 +260,7 @@ class Trainer:
         self.state = TrainState(**ckpt["state"])
         rng = ckpt.get("rng", {})
         if self.is_main and rng:
-            random.setstate(rng["python"])
-            np.random.set_state(rng["numpy"])
-            torch.set_rng_state(rng["torch"].cpu())
-            if rng.get("cuda") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state(rng["cuda"].cpu())
+            set_rng_state(rng)
         else:
             torch.manual_seed(int(self.hp.seed) + self.rank + self.state.step)
         if self.is_main:
@@ -268,9 +269,8 @@ class Trainer:
                   f"{self.state.best}", flush=True)
 
     def _save_state(self) -> None:
-        rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-               "cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}
-        save_torch({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        rng = rng_state(cuda=self.device.type == "cuda")
+        save_training_state({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                     "state": asdict(self.state), "rng": rng, "model_config": self.cfg.to_dict(),
@@ -426,7 +426,7 @@ class Trainer:
 
     def write_model(self) -> None:
         best = self.checkpoint_dir / BEST_MODEL
-        state_dict = load_torch(best) if best.is_file() else self.model.state_dict()
+        state_dict = load_state_dict(best) if best.is_file() else self.model.state_dict()
         info = {"model_config": self.cfg.to_dict(), "best_step": self.state.best_step,
                 "optimized_metric": self.hp.optimized_metric, "best_metric": self.state.best,
                 "steps": self.state.step}

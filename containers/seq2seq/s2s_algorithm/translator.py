@@ -21,7 +21,7 @@ import torch
 
 from s2s_aws.errors import InputError
 
-from .checkpoint import FORMAT_VERSION, MODEL_FILES, load_torch
+from .checkpoint import FORMAT_VERSION, MODEL_FILES, load_state_dict
 from .config import ModelConfig
 from .decode import translate_ids
 from .model import Seq2Seq
@@ -149,7 +149,7 @@ def load_translator(model_dir: str | Path, device: str | None = None) -> Transla
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cfg = ModelConfig.from_hyperparameters(hp, vocab_size(src_vocab), vocab_size(trg_vocab))
     model = Seq2Seq(cfg)
-    model.load_state_dict(load_torch(model_dir / "model.pt"))
+    model.load_state_dict(load_state_dict(model_dir / "model.pt"))
     model.to(dev).eval()
     logger.info("loaded %s (%d parameters) on %s", model_dir, model.num_parameters(), dev)
     return Translator(model, hp, src_vocab, trg_vocab, dev)
