@@ -70,3 +70,18 @@ def test_bad_files_exit_2(tmp_path, capsys):
     assert "record 0" in capsys.readouterr().err
 
     assert main(["inspect", str(tmp_path / "missing.rec")]) == 2
+
+
+def test_record_with_a_key_that_is_not_utf8_is_one_line_and_exit_2(tmp_path, capsys):
+    """Issue 19 item 8: it was a UnicodeDecodeError traceback."""
+    key = b"sourc\xff"
+    entry = b"\x0a" + bytes([len(key)]) + key + b"\x12\x05\x3a\x03\x0a\x01\x04"
+    payload = records.encode_pair([4], [5]) + b"\x0a" + bytes([len(entry)]) + entry
+    path = tmp_path / "keys.rec"
+    path.write_bytes(recordio.encode_records([records.encode_pair([4], [5]), payload]))
+    for argv in (["inspect", str(path)], ["inspect", str(path), "--head", "2", "--json"]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+        assert str(path) in lines[0] and "record 1" in lines[0] and "UTF-8" in lines[0], lines[0]

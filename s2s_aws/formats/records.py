@@ -109,12 +109,23 @@ def _parse(payload: bytes, name: str | None):  # noqa: ANN202
 
 
 def decode_features(payload: bytes, name: str | None = None) -> dict[str, list[int]]:
-    """Return every int32-tensor feature of a Record payload as ``{key: ids}``."""
+    """Return every int32-tensor feature of a Record payload as ``{key: ids}``.
+
+    Features of other kinds (float32 tensors, bytes) are left out. :class:`FormatError` when the
+    payload is not a Record or a feature key is not UTF-8 text.
+    """
     record = _parse(payload, name)
+    keys = list(record.features)
+    # a proto2 string key that is not valid UTF-8 comes back as bytes (upb) and cannot be looked up
+    bad = [k for k in keys if not isinstance(k, str)]
+    if bad:
+        raise FormatError(f"feature key {bad[0]!r} is not UTF-8 text; feature keys must be UTF-8 strings "
+                          "such as 'source' and 'target' (write records with s2s_aws.formats.records or "
+                          "`s2s-aws preprocess`)", path=name)
     out: dict[str, list[int]] = {}
-    for key in sorted(record.features, key=str):  # keys that are not UTF-8 arrive as bytes
+    for key in sorted(keys):
         value = record.features[key]
-        if isinstance(key, str) and value.WhichOneof("value") == "int32_tensor":
+        if value.WhichOneof("value") == "int32_tensor":
             out[key] = list(value.int32_tensor.values)
     return out
 
