@@ -23,15 +23,40 @@ Rules decided here (the contract leaves them open):
   notation (``"3e-4"``); NaN and infinities are rejected. Canonical strings are ``str(int)`` and
   ``repr(float)`` (``"1.0"``, ``"0.0003"``, ``"1e-05"``), so ``from_strings(x).to_strings() == x``
   holds exactly for canonical input.
-* ``rnn_residual_connections=true`` with one encoder layer *and* one decoder layer is an error:
-  there is no layer to add a residual connection to. ``rnn_attention_in_upper_layers`` with a
-  single decoder layer is harmless: there are no upper layers, so it has no effect.
-* ``momentum`` may only be set when ``optimizer_type=sgd``.
-* ``min_num_epochs`` must not exceed ``max_num_epochs`` when the latter is set.
-* ``optimized_metric=bleu`` needs BLEU on the validation set, so ``bleu_sample_size`` must then be
-  -1 (the whole set) or a positive sample size, not the default 0.
-* ``clip_gradient``: a negative value disables clipping; 0 is rejected (it would zero every
-  gradient).
+* Cross-field rules never reject a combination the built-in algorithm accepts (CONTRACT.md). Each
+  rule, checked against the built-in's documentation (and Sockeye, the toolkit it is based on):
+
+  - ``optimized_metric=bleu`` with ``bleu_sample_size=0`` (the default; the classic notebook does
+    this) is accepted: BLEU is computed on the whole validation set, as the built-in does
+    (:attr:`Hyperparameters.effective_bleu_sample_size` is -1).
+  - ``rnn_residual_connections=true`` with a single RNN layer on each side ("should be more than
+    1", not rejected by the built-in) is accepted and has no effect; so has an
+    ``rnn_first_residual_layer`` above the top layer.
+  - ``rnn_attention_in_upper_layers=true`` with one decoder layer is accepted and has no effect.
+  - ``rnn_*`` settings with ``encoder_type=decoder_type=cnn`` (and ``cnn_*`` with rnn on both
+    sides), ``plateau_reduce_*`` with a ``fixed_rate_*`` scheduler, ``fixed_rate_lr_half_life``
+    with ``plateau_reduce``, and ``xavier_factor_type`` with ``weight_init_type=uniform`` are
+    accepted and have no effect.
+  - ``clip_gradient=0`` is accepted and turns clipping off (the built-in's MXNet optimizers treat
+    a value <= 0 as off); :attr:`Hyperparameters.effective_clip_gradient` is then None.
+  - ``plateau_reduce_lr_factor`` may be 1 (keep the rate): the built-in's range is (0, 1].
+  - Still errors, because the built-in rejects them too: ``momentum`` with ``optimizer_type``
+    other than sgd ("Don't pass this parameter if you are using adam or rmsprop"; its optimizers
+    take no momentum) and ``min_num_epochs`` greater than ``max_num_epochs`` (Sockeye: "Minimum
+    number of epochs must be smaller than maximum number of epochs").
+
+  :meth:`Hyperparameters.notes` returns one line for each accepted combination above that is read
+  in a way worth saying; the training program logs them once at start.
+* Sizes have generous but finite upper bounds (the built-in documents only "positive integer"):
+  ``num_layers_*`` <= 100; ``rnn_num_hidden``, ``rnn_attention_num_hidden``, ``num_embed_*``,
+  ``cnn_num_hidden`` <= 16384; ``cnn_kernel_width_*`` <= 128; ``batch_size`` <= 65536;
+  ``max_seq_len_*`` <= 10000; ``beam_size`` <= 256. Within them the training program estimates the
+  memory of the parameters and optimizer state once it knows the vocabulary sizes, and refuses a
+  model that cannot fit (exit 2, with the estimate).
+* ``learning_rate`` and ``weight_init_scale`` must be > 0 (the built-in documents "float"; zero or
+  a negative value cannot train), dropouts are in [0, 1].
+* Values shown in error messages are shortened (a value may be a 100 000-deep list or a
+  megabyte-long string).
 * Names starting with ``sagemaker_`` or ``_`` are reserved for SageMaker itself (framework and
   tuning jobs inject such entries); :meth:`Hyperparameters.from_strings` ignores them by default.
 * Several problems are reported together in one :class:`~s2s_aws.errors.HyperparameterError`,
@@ -48,6 +73,7 @@ import logging
 import math
 import numbers
 import re
+import reprlib
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -161,7 +187,7 @@ class HyperparameterSpec:
 
     # -- internals -------------------------------------------------------------------------------
     def _error(self, value: Any, extra: str = "") -> HyperparameterError:
-        shown = repr(value)
+        shown = _shown(value)
         message = f"hyperparameter {self.name}={shown} is not allowed: expected {self.allowed}"
         if extra:
             message += f" ({extra})"
@@ -233,6 +259,16 @@ class HyperparameterSpec:
         return True
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 120, 120
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` for messages: bounded in length and depth (a value may be a 100k-deep list)."""
+    return _SHORT.repr(value)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -261,13 +297,27 @@ def _choice(name: str, default: str, choices: tuple[str, ...], help: str, **kw: 
 
 
 _POS = {"minimum": 1}                                      # int > 0
+#: Upper bounds of the sizes (generous, but finite: the built-in documents "positive integer"; a
+#: size far past any trainable model must fail at once, not allocate until the host runs out).
+MAX_LAYERS = 100
+MAX_UNITS = 16384            # rnn_num_hidden, rnn_attention_num_hidden, num_embed_*, cnn_num_hidden
+MAX_KERNEL_WIDTH = 128
+MAX_BATCH_SIZE = 65536
+MAX_SEQ_LEN = 10000
+MAX_BEAM_SIZE = 256
+
+
+def _upto(maximum: int) -> dict[str, Any]:
+    return {"minimum": 1, "maximum": maximum}
+
+
 _UNIT = {"minimum": 0.0, "maximum": 1.0}                   # float in [0, 1]
 _ACTIVATIONS = ("glu", "relu", "softrelu", "sigmoid", "tanh")
 
 _SPECS: tuple[HyperparameterSpec, ...] = (
     # -- the built-in algorithm's names (CONTRACT.md), alphabetical --------------------------------
-    _int("batch_size", 64, "Sentence pairs per mini-batch (per device).", **_POS),
-    _int("beam_size", 5, "Beam width used when decoding; 1 means greedy decoding.", **_POS),
+    _int("batch_size", 64, "Sentence pairs per mini-batch (per device).", **_upto(MAX_BATCH_SIZE)),
+    _int("beam_size", 5, "Beam width used when decoding; 1 means greedy decoding.", **_upto(MAX_BEAM_SIZE)),
     _int("bleu_sample_size", 0, "Validation pairs decoded to compute BLEU at each checkpoint; "
          "0 = no BLEU, -1 = the whole validation set.", minimum=0, special=(-1,)),
     _int("bucket_width", 10, "Width of the sequence-length buckets used to batch similar lengths.", **_POS),
@@ -276,13 +326,15 @@ _SPECS: tuple[HyperparameterSpec, ...] = (
          "checkpoint every N batches.", **_POS),
     _int("checkpoint_threshold", 3, "Stop early after this many checkpoints without improvement "
          "of optimized_metric.", **_POS),
-    _float("clip_gradient", 1, "Clip gradients to this absolute value; a negative value disables "
-           "clipping.", excluded=(0.0,)),
+    _float("clip_gradient", 1, "Clip gradients to this absolute value; 0 or a negative value "
+           "disables clipping."),
     _choice("cnn_activation_type", "glu", _ACTIVATIONS, "Activation of the convolutional layers."),
     _float("cnn_hidden_dropout", 0, "Dropout between convolutional layers.", **_UNIT),
-    _int("cnn_kernel_width_decoder", 5, "Kernel width of the convolutional decoder.", **_POS),
-    _int("cnn_kernel_width_encoder", 3, "Kernel width of the convolutional encoder.", **_POS),
-    _int("cnn_num_hidden", 512, "Hidden units of the convolutional encoder and decoder.", **_POS),
+    _int("cnn_kernel_width_decoder", 5, "Kernel width of the convolutional decoder.",
+         **_upto(MAX_KERNEL_WIDTH)),
+    _int("cnn_kernel_width_encoder", 3, "Kernel width of the convolutional encoder.",
+         **_upto(MAX_KERNEL_WIDTH)),
+    _int("cnn_num_hidden", 512, "Hidden units of the convolutional encoder and decoder.", **_upto(MAX_UNITS)),
     _choice("decoder_type", "rnn", ("rnn", "cnn"), "Decoder architecture."),
     _float("embed_dropout_source", 0, "Dropout on the source embeddings.", **_UNIT),
     _float("embed_dropout_target", 0, "Dropout on the target embeddings.", **_UNIT),
@@ -298,26 +350,28 @@ _SPECS: tuple[HyperparameterSpec, ...] = (
     _int("max_num_epochs", None, "Stop after this many epochs; unset = no epoch limit.", optional=True, **_POS),
     _int("min_num_epochs", 0, "Train at least this many epochs before early stopping may stop the "
          "job.", minimum=0),
-    _int("max_seq_len_source", 100, "Longest source sequence in tokens; longer ones are truncated.", **_POS),
-    _int("max_seq_len_target", 100, "Longest target sequence in tokens; longer ones are truncated.", **_POS),
+    _int("max_seq_len_source", 100, "Longest source sequence in tokens; longer ones are truncated.",
+         **_upto(MAX_SEQ_LEN)),
+    _int("max_seq_len_target", 100, "Longest target sequence in tokens; longer ones are truncated.",
+         **_upto(MAX_SEQ_LEN)),
     _float("momentum", None, "Momentum for optimizer_type=sgd (set it only with sgd); unset = "
            "no momentum.", optional=True, minimum=0.0),
-    _int("num_embed_source", 512, "Source embedding size.", **_POS),
-    _int("num_embed_target", 512, "Target embedding size.", **_POS),
-    _int("num_layers_decoder", 1, "Decoder layers.", **_POS),
-    _int("num_layers_encoder", 1, "Encoder layers (the first RNN layer is bidirectional).", **_POS),
+    _int("num_embed_source", 512, "Source embedding size.", **_upto(MAX_UNITS)),
+    _int("num_embed_target", 512, "Target embedding size.", **_upto(MAX_UNITS)),
+    _int("num_layers_decoder", 1, "Decoder layers.", **_upto(MAX_LAYERS)),
+    _int("num_layers_encoder", 1, "Encoder layers (the first RNN layer is bidirectional).", **_upto(MAX_LAYERS)),
     _choice("optimized_metric", "perplexity", ("perplexity", "accuracy", "bleu"),
             "Validation metric used for early stopping and to pick the best checkpoint."),
     _choice("optimizer_type", "adam", ("adam", "sgd", "rmsprop"), "Optimizer."),
     _float("plateau_reduce_lr_factor", 0.5, "Multiply the learning rate by this factor when "
-           "optimized_metric stops improving (plateau_reduce).", minimum=0.0, maximum=1.0,
-           min_exclusive=True, max_exclusive=True),
+           "optimized_metric stops improving (plateau_reduce); 1 keeps the rate.", minimum=0.0, maximum=1.0,
+           min_exclusive=True),
     _int("plateau_reduce_lr_threshold", 3, "Checkpoints without improvement before plateau_reduce "
          "lowers the learning rate.", **_POS),
     _bool("rnn_attention_in_upper_layers", True, "Feed the attention context to the upper decoder "
           "layers too (no effect with a single decoder layer)."),
     _int("rnn_attention_num_hidden", None, "Hidden units of the attention layer; defaults to "
-         "rnn_num_hidden.", default_from="rnn_num_hidden", **_POS),
+         "rnn_num_hidden.", default_from="rnn_num_hidden", **_upto(MAX_UNITS)),
     _choice("rnn_attention_type", "mlp", ("dot", "fixed", "mlp", "bilinear"), "Attention mechanism."),
     _choice("rnn_cell_type", "lstm", ("lstm", "gru"), "Recurrent cell."),
     _float("rnn_decoder_hidden_dropout", 0, "Dropout on the decoder's hidden state.", **_UNIT),
@@ -326,9 +380,10 @@ _SPECS: tuple[HyperparameterSpec, ...] = (
     _int("rnn_first_residual_layer", 2, "First layer (1-based) that gets a residual connection when "
          "rnn_residual_connections is true.", **_POS),
     _int("rnn_num_hidden", 1024, "Hidden units of the RNN layers; even, because the first encoder "
-         "layer is bidirectional with half the units per direction.", even=True, **_POS),
+         "layer is bidirectional with half the units per direction.", even=True, minimum=2,
+         maximum=MAX_UNITS),
     _bool("rnn_residual_connections", False, "Add residual connections between stacked RNN layers "
-          "(needs more than one layer)."),
+          "(no effect with a single layer)."),
     _choice("training_metric", "perplexity", ("perplexity", "accuracy"), "Metric logged on training batches."),
     _float("weight_decay", 0, "L2 weight decay.", minimum=0.0),
     _float("weight_init_scale", 2.34, "Scale of the weight initialisation (uniform and xavier).",
@@ -360,10 +415,10 @@ _DEFAULTS: dict[str, Any] = {s.name: s.default for s in _SPECS}
 
 def _unknown_name_error(name: Any) -> HyperparameterError:
     if not isinstance(name, str):
-        return HyperparameterError(f"hyperparameter names must be strings, got {name!r}. "
-                                   "Use the names listed by Hyperparameters.names().", name=str(name))
+        return HyperparameterError(f"hyperparameter names must be strings, got {_shown(name)}. "
+                                   "Use the names listed by Hyperparameters.names().", name=_shown(name))
     hint = _did_you_mean(name, SCHEMA) or _did_you_mean(name.lower().strip().replace("-", "_"), SCHEMA)
-    message = f"unknown hyperparameter {name!r}" + (f"; {hint}" if hint else ".")
+    message = f"unknown hyperparameter {_shown(name)}" + (f"; {hint}" if hint else ".")
     message += " Valid names are listed by Hyperparameters.names() (or s2s_aws.hyperparameters.describe())."
     return HyperparameterError(message, name=name, allowed="a name from Hyperparameters.names()")
 
@@ -385,34 +440,81 @@ def _combine(errors: list[HyperparameterError]) -> HyperparameterError:
 
 
 def _cross_check(explicit: Mapping[str, Any], resolved: Mapping[str, Any]) -> list[HyperparameterError]:
-    """Rules between fields; every problem found, each naming the fields involved."""
+    """Rules between fields that the built-in algorithm enforces too; every problem found, each
+    naming the fields involved. (Combinations the built-in accepts are never an error here: see
+    :func:`_notes` for how the training program reads them.)"""
     problems: list[HyperparameterError] = []
     if "momentum" in explicit and explicit["momentum"] is not None and resolved["optimizer_type"] != "sgd":
         problems.append(HyperparameterError(
             f"hyperparameter momentum={explicit['momentum']!r} only applies to optimizer_type=sgd, but "
-            f"optimizer_type is {resolved['optimizer_type']!r}. Remove momentum, or set optimizer_type=sgd.",
+            f"optimizer_type is {resolved['optimizer_type']!r} (the built-in algorithm does not take "
+            "momentum with adam or rmsprop either). Remove momentum, or set optimizer_type=sgd.",
             name="momentum", value=explicit["momentum"], allowed="only with optimizer_type=sgd"))
-    if resolved["rnn_residual_connections"] and resolved["num_layers_encoder"] < 2 \
-            and resolved["num_layers_decoder"] < 2:
-        problems.append(HyperparameterError(
-            "hyperparameter rnn_residual_connections=true needs more than one RNN layer, but "
-            "num_layers_encoder=1 and num_layers_decoder=1. Set num_layers_encoder and/or "
-            "num_layers_decoder to 2 or more, or set rnn_residual_connections=false.",
-            name="rnn_residual_connections", value=True, allowed="true only with more than one layer"))
     max_epochs = resolved["max_num_epochs"]
     if max_epochs is not None and resolved["min_num_epochs"] > max_epochs:
         problems.append(HyperparameterError(
             f"hyperparameter min_num_epochs={resolved['min_num_epochs']} is greater than "
             f"max_num_epochs={max_epochs}. Lower min_num_epochs or raise max_num_epochs.",
             name="min_num_epochs", value=resolved["min_num_epochs"], allowed=f"an integer <= {max_epochs}"))
-    if resolved["optimized_metric"] == "bleu" and resolved["bleu_sample_size"] == 0:
-        problems.append(HyperparameterError(
-            "hyperparameter optimized_metric=bleu needs BLEU on the validation set, but "
-            "bleu_sample_size=0 turns it off. Set bleu_sample_size to -1 (the whole validation set) "
-            "or to a sample size > 0.",
-            name="bleu_sample_size", value=resolved["bleu_sample_size"],
-            allowed="-1 or an integer > 0 with optimized_metric=bleu"))
     return problems
+
+
+#: Which architecture part each rnn_*/cnn_* name configures: (encoder side applies, decoder side applies).
+_PART_NAMES: dict[str, tuple[str, bool, bool]] = {
+    "rnn_num_hidden": ("rnn", True, True), "rnn_cell_type": ("rnn", True, True),
+    "rnn_residual_connections": ("rnn", True, True), "rnn_first_residual_layer": ("rnn", True, True),
+    "rnn_attention_type": ("rnn", False, True), "rnn_attention_num_hidden": ("rnn", False, True),
+    "rnn_attention_in_upper_layers": ("rnn", False, True), "rnn_decoder_state_init": ("rnn", False, True),
+    "rnn_decoder_hidden_dropout": ("rnn", False, True),
+    "cnn_num_hidden": ("cnn", True, True), "cnn_activation_type": ("cnn", True, True),
+    "cnn_hidden_dropout": ("cnn", True, True), "cnn_kernel_width_encoder": ("cnn", True, False),
+    "cnn_kernel_width_decoder": ("cnn", False, True),
+}
+
+#: Names that only matter for some values of another name: name -> (other name, values).
+_APPLIES_WITH: dict[str, tuple[str, tuple[str, ...]]] = {
+    "plateau_reduce_lr_factor": ("lr_scheduler_type", ("plateau_reduce",)),
+    "plateau_reduce_lr_threshold": ("lr_scheduler_type", ("plateau_reduce",)),
+    "fixed_rate_lr_half_life": ("lr_scheduler_type", ("fixed_rate_inv_t", "fixed_rate_inv_sqrt_t")),
+    "xavier_factor_type": ("weight_init_type", ("xavier",)),
+}
+
+
+def _notes(explicit: Mapping[str, Any], resolved: Mapping[str, Any]) -> list[str]:
+    """One line for each accepted combination that the training program reads in a way worth saying."""
+    notes: list[str] = []
+    r = resolved
+    if r["optimized_metric"] == "bleu" and r["bleu_sample_size"] == 0:
+        notes.append("optimized_metric=bleu with bleu_sample_size=0: BLEU is computed on the whole validation "
+                     "set at every checkpoint (as the built-in algorithm does); set bleu_sample_size to N > 0 "
+                     "to decode only the first N validation pairs.")
+    if "clip_gradient" in explicit and r["clip_gradient"] == 0:
+        notes.append("clip_gradient=0: gradient clipping is off (as in the built-in algorithm, a value <= 0 "
+                     "disables clipping).")
+    sides = {"encoder": r["encoder_type"], "decoder": r["decoder_type"]}
+    unused = [name for name, (part, enc, dec) in _PART_NAMES.items() if name in explicit
+              and not ((enc and sides["encoder"] == part) or (dec and sides["decoder"] == part))]
+    if unused:
+        notes.append(f"{', '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect with "
+                     f"encoder_type={sides['encoder']} and decoder_type={sides['decoder']}.")
+    rnn_layers = [r[f"num_layers_{side}"] for side in sides if sides[side] == "rnn"]
+    if r["rnn_residual_connections"] and rnn_layers and "rnn_residual_connections" not in unused:
+        top = max(rnn_layers)
+        if top < 2:
+            notes.append("rnn_residual_connections=true has no effect: every RNN stack has a single layer "
+                         "(residual connections join stacked layers; set num_layers_encoder or "
+                         "num_layers_decoder to 2 or more).")
+        elif r["rnn_first_residual_layer"] > top:
+            notes.append(f"rnn_residual_connections=true has no effect: rnn_first_residual_layer="
+                         f"{r['rnn_first_residual_layer']} is above the top RNN layer ({top}).")
+    if explicit.get("rnn_attention_in_upper_layers") and sides["decoder"] == "rnn" and r["num_layers_decoder"] < 2:
+        notes.append("rnn_attention_in_upper_layers=true has no effect with num_layers_decoder=1 (there are "
+                     "no upper decoder layers).")
+    for name, (other, values) in _APPLIES_WITH.items():
+        if name in explicit and r[other] not in values:
+            notes.append(f"{name} has no effect with {other}={r[other]} (it applies to "
+                         f"{' and '.join(f'{other}={v}' for v in values)}).")
+    return notes
 
 
 class Hyperparameters:
@@ -533,7 +635,7 @@ class Hyperparameters:
                 continue
             if strings_only and not isinstance(raw, str):
                 errors.append(HyperparameterError(
-                    f"hyperparameter {name}={raw!r} must be given as a string (SageMaker passes "
+                    f"hyperparameter {name}={_shown(raw)} must be given as a string (SageMaker passes "
                     f"every value as a string), e.g. {_example(spec)!r}. "
                     "Use Hyperparameters.from_dict for python values.",
                     name=name, value=raw, allowed=spec.allowed))
@@ -580,6 +682,26 @@ class Hyperparameters:
         except KeyError:
             hint = _did_you_mean(name, SCHEMA)
             raise AttributeError(f"no hyperparameter named {name!r}" + (f"; {hint}" if hint else "")) from None
+
+    def notes(self) -> list[str]:
+        """One line for each accepted combination that training reads in a way worth saying: e.g.
+        ``optimized_metric=bleu`` with ``bleu_sample_size=0`` computes BLEU on the whole validation
+        set; a setting of an architecture part that is not used has no effect. The training program
+        logs them once at start."""
+        return _notes(self._explicit, self._resolved)
+
+    @property
+    def effective_bleu_sample_size(self) -> int:
+        """Validation pairs decoded for BLEU at each checkpoint: 0 = none, -1 = all (``-1`` when
+        ``optimized_metric=bleu`` and ``bleu_sample_size`` is 0)."""
+        value = int(self._resolved["bleu_sample_size"])
+        return -1 if value == 0 and self._resolved["optimized_metric"] == "bleu" else value
+
+    @property
+    def effective_clip_gradient(self) -> float | None:
+        """The clipping threshold, or None when clipping is off (``clip_gradient`` <= 0)."""
+        value = float(self._resolved["clip_gradient"])
+        return value if value > 0 else None
 
     def is_set(self, name: str) -> bool:
         """Whether ``name`` was given explicitly (rather than taken from its default)."""

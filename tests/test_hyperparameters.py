@@ -112,7 +112,7 @@ def test_int_valid(text, value):
 def test_int_invalid_names_parameter_value_and_allowed(text):
     err = _error({"batch_size": text})
     assert err.name == "batch_size" and err.value == text
-    assert "batch_size" in str(err) and repr(text) in str(err) and "integer > 0" in str(err)
+    assert "batch_size" in str(err) and repr(text) in str(err) and "integer in [1, 65536]" in str(err)
     assert isinstance(err, InputError)
 
 
@@ -154,6 +154,9 @@ def test_seed_range():
     ("cnn_hidden_dropout", "0", 0.0), ("cnn_hidden_dropout", "1", 1.0), ("embed_dropout_source", "0.3", 0.3),
     ("plateau_reduce_lr_factor", "0.99", 0.99), ("weight_decay", "0", 0.0), ("clip_gradient", "-1", -1.0),
     ("clip_gradient", "5", 5.0), ("label_smoothing", "0.1", 0.1), ("length_penalty_alpha", "0", 0.0),
+    # the built-in's ranges: plateau_reduce_lr_factor in (0, 1] (1 = never lower the rate, Sockeye's
+    # check), clip_gradient=0 turns clipping off (MXNet's optimizers: clip_gradient <= 0 = off)
+    ("plateau_reduce_lr_factor", "1", 1.0), ("clip_gradient", "0", 0.0),
 ])
 def test_float_valid(name, text, value):
     assert getattr(Hyperparameters.from_strings({name: text}), name) == value
@@ -163,8 +166,8 @@ def test_float_valid(name, text, value):
     ("learning_rate", "0"), ("learning_rate", "-0.1"), ("learning_rate", "nan"), ("learning_rate", "inf"),
     ("learning_rate", "1e999"), ("learning_rate", "fast"), ("cnn_hidden_dropout", "1.01"),
     ("rnn_decoder_hidden_dropout", "-0.1"), ("embed_dropout_target", "2"),
-    ("plateau_reduce_lr_factor", "0"), ("plateau_reduce_lr_factor", "1"), ("weight_decay", "-1e-5"),
-    ("clip_gradient", "0"), ("label_smoothing", "1"), ("length_penalty_beta", "-1"), ("weight_init_scale", "0"),
+    ("plateau_reduce_lr_factor", "0"), ("plateau_reduce_lr_factor", "1.01"), ("weight_decay", "-1e-5"),
+    ("label_smoothing", "1"), ("length_penalty_beta", "-1"), ("weight_init_scale", "0"),
 ])
 def test_float_invalid(name, text):
     err = _error({name: text})
@@ -174,7 +177,7 @@ def test_float_invalid(name, text):
 
 def test_float_range_text_says_what_is_allowed():
     assert SCHEMA["cnn_hidden_dropout"].allowed == "a number in [0, 1]"
-    assert SCHEMA["plateau_reduce_lr_factor"].allowed == "a number in (0, 1)"
+    assert SCHEMA["plateau_reduce_lr_factor"].allowed == "a number in (0, 1]"
     assert SCHEMA["label_smoothing"].allowed == "a number in [0, 1)"
     assert SCHEMA["learning_rate"].allowed == "a number > 0"
 
@@ -215,32 +218,94 @@ def test_momentum_only_with_sgd():
     assert Hyperparameters.from_strings({"optimizer_type": "sgd"}).momentum is None
 
 
-def test_residual_connections_need_more_than_one_layer():
-    err = _error({"rnn_residual_connections": "true"})
-    assert err.name == "rnn_residual_connections"
-    assert "num_layers_encoder" in str(err) and "num_layers_decoder" in str(err)
+def test_residual_connections_with_one_layer_are_accepted_and_have_no_effect():
+    # the built-in's documentation says the number of layers "should be" more than 1; it does not reject it
+    hp = Hyperparameters.from_strings({"rnn_residual_connections": "true"})
+    assert hp.rnn_residual_connections is True
+    notes = hp.notes()
+    assert len(notes) == 1 and "rnn_residual_connections" in notes[0] and "no effect" in notes[0]
     for layers in ({"num_layers_encoder": "2"}, {"num_layers_decoder": "3"}):
         hp = Hyperparameters.from_strings({"rnn_residual_connections": "true", **layers})
-        assert hp.rnn_residual_connections is True
-    assert Hyperparameters.from_strings({"rnn_residual_connections": "false"}).rnn_residual_connections is False
+        assert hp.rnn_residual_connections is True and hp.notes() == []
+    assert Hyperparameters.from_strings({"rnn_residual_connections": "false"}).notes() == []
+
+
+def test_residual_connections_starting_above_the_top_layer_have_no_effect():
+    hp = Hyperparameters.from_strings({"rnn_residual_connections": "true", "num_layers_encoder": "2",
+                                       "num_layers_decoder": "2", "rnn_first_residual_layer": "3"})
+    assert any("rnn_first_residual_layer=3" in n for n in hp.notes())
 
 
 def test_attention_in_upper_layers_with_one_layer_is_harmless():
     hp = Hyperparameters.from_strings({"rnn_attention_in_upper_layers": "true", "num_layers_decoder": "1"})
     assert hp.rnn_attention_in_upper_layers is True
+    assert len(hp.notes()) == 1 and "rnn_attention_in_upper_layers" in hp.notes()[0]
+    assert Hyperparameters().notes() == []     # the default (true, one layer) says nothing
 
 
 def test_min_epochs_not_above_max_epochs():
+    # the built-in's engine (Sockeye) rejects this: "Minimum number of epochs must be smaller than maximum"
     assert Hyperparameters.from_strings({"min_num_epochs": "3", "max_num_epochs": "3"}).max_num_epochs == 3
     assert Hyperparameters.from_strings({"min_num_epochs": "30"}).min_num_epochs == 30  # no max set
     err = _error({"min_num_epochs": "4", "max_num_epochs": "2"})
     assert "min_num_epochs" in str(err) and "max_num_epochs" in str(err)
 
 
-def test_bleu_metric_needs_bleu_samples():
-    err = _error({"optimized_metric": "bleu"})
-    assert err.name == "bleu_sample_size" and "optimized_metric" in str(err)
-    assert Hyperparameters.from_strings({"optimized_metric": "bleu", "bleu_sample_size": "-1"}).bleu_sample_size == -1
+def test_bleu_metric_with_the_default_sample_size_uses_the_whole_validation_set():
+    # the built-in accepts optimized_metric=bleu with bleu_sample_size left at 0 (the classic notebook
+    # does exactly that); like Sockeye, BLEU is then computed on the whole validation set
+    hp = Hyperparameters.from_strings({"optimized_metric": "bleu"})
+    assert hp.bleu_sample_size == 0 and hp.to_strings() == {"optimized_metric": "bleu"}
+    assert hp.effective_bleu_sample_size == -1
+    notes = hp.notes()
+    assert len(notes) == 1 and "whole validation set" in notes[0] and "bleu_sample_size" in notes[0]
+    hp = Hyperparameters.from_strings({"optimized_metric": "bleu", "bleu_sample_size": "-1"})
+    assert hp.effective_bleu_sample_size == -1 and hp.notes() == []
+    hp = Hyperparameters.from_strings({"optimized_metric": "bleu", "bleu_sample_size": "200"})
+    assert hp.effective_bleu_sample_size == 200 and hp.notes() == []
+    assert Hyperparameters().effective_bleu_sample_size == 0
+
+
+def test_clip_gradient_zero_turns_clipping_off():
+    hp = Hyperparameters.from_strings({"clip_gradient": "0"})
+    assert hp.clip_gradient == 0.0 and hp.effective_clip_gradient is None
+    assert len(hp.notes()) == 1 and "clip_gradient=0" in hp.notes()[0]
+    assert Hyperparameters.from_strings({"clip_gradient": "-1"}).effective_clip_gradient is None
+    assert Hyperparameters.from_strings({"clip_gradient": "-1"}).notes() == []
+    assert Hyperparameters().effective_clip_gradient == 1.0
+
+
+def test_rnn_settings_with_cnn_encoder_and_decoder_are_ignored_with_a_note():
+    hp = Hyperparameters.from_strings({"encoder_type": "cnn", "decoder_type": "cnn", "rnn_cell_type": "gru",
+                                       "rnn_num_hidden": "64"})
+    notes = hp.notes()
+    assert len(notes) == 1 and "rnn_cell_type" in notes[0] and "rnn_num_hidden" in notes[0]
+    hp = Hyperparameters.from_strings({"cnn_num_hidden": "64", "cnn_activation_type": "relu"})
+    assert len(hp.notes()) == 1 and "cnn_num_hidden" in hp.notes()[0]
+    assert Hyperparameters.from_strings({"encoder_type": "cnn", "rnn_num_hidden": "64"}).notes() == []
+
+
+#: the classic notebook's training job ("SageMaker-Seq2Seq-Translation-English-German"), verbatim
+NOTEBOOK_HYPERPARAMETERS = {
+    "max_seq_len_source": "60", "max_seq_len_target": "60", "optimized_metric": "bleu", "batch_size": "64",
+    "checkpoint_frequency_num_batches": "1000", "rnn_num_hidden": "512", "num_layers_encoder": "1",
+    "num_layers_decoder": "1", "num_embed_source": "512", "num_embed_target": "512",
+    "checkpoint_threshold": "3", "max_num_batches": "2100",
+}
+
+
+def test_the_classic_notebooks_hyperparameters_are_accepted():
+    hp = Hyperparameters.from_strings(NOTEBOOK_HYPERPARAMETERS)
+    assert hp.to_strings() == NOTEBOOK_HYPERPARAMETERS
+    assert hp.effective_bleu_sample_size == -1
+    assert [n for n in hp.notes() if "bleu" in n]
+
+
+def test_momentum_with_adam_stays_an_error():
+    # "Don't pass this parameter if you are using adam or rmsprop" (the built-in's documentation;
+    # its MXNet optimizers take no momentum argument)
+    err = _error({"momentum": "0.9", "optimizer_type": "adam"})
+    assert err.name == "momentum"
 
 
 def test_attention_num_hidden_follows_rnn_num_hidden_unless_set():
@@ -271,8 +336,8 @@ def test_all_problems_reported_together_one_per_line():
 
 
 def test_cross_field_problems_reported_together():
-    err = _error({"momentum": "0.5", "rnn_residual_connections": "1", "min_num_epochs": "9", "max_num_epochs": "1"})
-    assert {e.name for e in err.errors} == {"momentum", "rnn_residual_connections", "min_num_epochs"}
+    err = _error({"momentum": "0.5", "min_num_epochs": "9", "max_num_epochs": "1"})
+    assert {e.name for e in err.errors} == {"momentum", "min_num_epochs"}
 
 
 def test_reserved_sagemaker_names_ignored_by_from_strings_only():
@@ -378,3 +443,46 @@ def test_numpy_scalars_accepted_by_from_dict():
     assert (hp.batch_size, hp.learning_rate, hp.rnn_num_hidden) == (16, 0.5, 64)
     assert type(hp.batch_size) is int and type(hp.learning_rate) is float
     assert hp.to_strings() == {"batch_size": "16", "learning_rate": "0.5", "rnn_num_hidden": "64"}
+
+
+# -- upper bounds on sizes (issue 19: num_layers_encoder=1000000 grew to 9 GB) ----------------------
+BOUNDED = {"num_layers_encoder": 100, "num_layers_decoder": 100, "rnn_num_hidden": 16384,
+           "rnn_attention_num_hidden": 16384, "num_embed_source": 16384, "num_embed_target": 16384,
+           "cnn_num_hidden": 16384, "cnn_kernel_width_encoder": 128, "cnn_kernel_width_decoder": 128,
+           "batch_size": 65536, "max_seq_len_source": 10000, "max_seq_len_target": 10000, "beam_size": 256}
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDED))
+def test_sizes_have_generous_finite_upper_bounds(name):
+    top = BOUNDED[name]
+    assert SCHEMA[name].maximum == top
+    assert getattr(Hyperparameters.from_strings({name: str(top)}), name) == top
+    over = top + 2 if SCHEMA[name].even else top + 1
+    for text in (str(over), "1000000", "9" * 40):
+        err = _error({name: text})
+        assert err.name == name and f"{top}]" in str(err), str(err)
+
+
+def test_a_million_encoder_layers_is_refused_at_once():
+    err = _error({"num_layers_encoder": "1000000"})
+    assert "num_layers_encoder=" in str(err) and "[1, 100]" in str(err)
+
+
+@pytest.mark.parametrize("build", [
+    lambda v: Hyperparameters.from_strings({"batch_size": v}),
+    lambda v: Hyperparameters.from_dict({"batch_size": v}),
+    lambda v: Hyperparameters.from_dict({"rnn_cell_type": v}),
+])
+def test_deeply_nested_values_are_a_hyperparameter_error_not_a_recursion_error(build):
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(HyperparameterError) as info:
+        build(deep)
+    text = str(info.value)
+    assert len(text) < 2000 and ("batch_size" in text or "rnn_cell_type" in text), text
+
+
+def test_long_values_are_shortened_in_messages():
+    err = _error({"batch_size": "x" * 100_000})
+    assert err.value == "x" * 100_000 and len(str(err)) < 2000

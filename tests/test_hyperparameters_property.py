@@ -31,15 +31,11 @@ def _values(spec: HyperparameterSpec) -> st.SearchStrategy[Any]:
 def valid_hyperparameters(draw: st.DrawFn) -> dict[str, Any]:
     names = draw(st.lists(st.sampled_from(sorted(SCHEMA)), unique=True))
     values = {name: draw(_values(SCHEMA[name])) for name in names}
-    # satisfy the cross-field rules
+    # satisfy the two cross-field rules (the only combinations the built-in rejects too)
     if "momentum" in values:
         values["optimizer_type"] = "sgd"
-    if values.get("rnn_residual_connections"):
-        values["num_layers_encoder"] = max(2, values.get("num_layers_encoder", 1))
     if values.get("max_num_epochs") is not None and values.get("min_num_epochs", 0) > values["max_num_epochs"]:
         values["min_num_epochs"], values["max_num_epochs"] = values["max_num_epochs"], values["min_num_epochs"]
-    if values.get("optimized_metric") == "bleu" and values.get("bleu_sample_size", 0) == 0:
-        values["bleu_sample_size"] = -1
     return values
 
 
@@ -70,3 +66,13 @@ def test_arbitrary_strings_either_parse_or_raise_a_named_error(name, text):
         assert e.name is not None and name in str(e)
     else:
         assert Hyperparameters.from_strings(hp.to_strings()) == hp
+
+
+@settings(max_examples=200, deadline=None)
+@given(valid_hyperparameters())
+def test_notes_are_single_lines_naming_a_parameter(values):
+    hp = Hyperparameters.from_dict(values)
+    for note in hp.notes():
+        assert "\n" not in note and any(name in note for name in SCHEMA), note
+    assert hp.effective_bleu_sample_size in (-1, 0) or hp.effective_bleu_sample_size == hp.bleu_sample_size
+    assert hp.effective_clip_gradient is None or hp.effective_clip_gradient > 0
