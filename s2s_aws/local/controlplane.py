@@ -18,8 +18,33 @@ from .support import ACCOUNT_ID, ApiError, Context, arn, now
 
 logger = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_MODEL_NAME = re.compile(r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+# matched with fullmatch (a "$" would let a trailing newline through)
+_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_MODEL_NAME = re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?")
+
+#: Environment variables that change how Python, the dynamic loader or a shell start a program. The
+#: local API is unsigned and the programs run as the user who runs the stack, so a request that could
+#: set these could run code of its choosing (e.g. PYTHONPATH pointing at a channel folder it uploaded).
+_DENIED_ENV = frozenset({
+    "PATH", "HOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONINSPECT", "PYTHONUSERBASE",
+    "PYTHONEXECUTABLE", "PYTHONPLATLIBDIR", "PYTHONBREAKPOINT", "PYTHONWARNINGS", "PYTHONSAFEPATH",
+    "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND", "IFS", "GCONV_PATH", "LOCPATH",
+    "NLSPATH", "GLIBC_TUNABLES", "HOSTALIASES", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB",
+    "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "S2S_LOCAL_TRAIN_COMMAND", "S2S_LOCAL_SERVE_COMMAND",
+})
+_DENIED_ENV_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_")
+
+
+def check_environment(env: Any, where: str) -> None:
+    """Refuse ``Environment`` variables that change how the train/serve program starts (ValidationException)."""
+    for key in env or {}:
+        upper = str(key).upper()
+        if upper in _DENIED_ENV or upper.startswith(_DENIED_ENV_PREFIXES):
+            raise _validation(
+                f"{where}: the environment variable {key} is not allowed by the local control plane: it changes "
+                "how Python, the dynamic loader or a shell start the program, and the local API runs programs "
+                "as the user who started the stack. Remove it (put settings in HyperParameters or in "
+                "variables the program itself reads).")
 
 # resource kind -> (ARN type, name field, ARN field)
 _KINDS = {
@@ -31,6 +56,26 @@ _KINDS = {
 }
 
 
+#: The metrics SageMaker documents for the built-in seq2seq algorithm. Locally the built-in image runs
+#: our training program, so their regexes are ours (they match the "#metric NAME=VALUE" lines).
+BUILTIN_METRIC_NAMES = ("validation:accuracy", "validation:bleu", "validation:perplexity")
+
+
+def default_metric_definitions(image: str) -> list[dict[str, str]]:
+    """What DescribeTrainingJob shows when CreateTrainingJob named no MetricDefinitions: SageMaker fills in
+    the built-in algorithm's definitions for the built-in image; we fill in ours for our image
+    (repository ``s2s-aws-seq2seq``); any other image gets none."""
+    from ..images import DEFAULT_REPOSITORY, is_builtin_image_uri
+    from ..metrics import METRIC_DEFINITIONS
+    if is_builtin_image_uri(image):
+        return [dict(d) for d in METRIC_DEFINITIONS if d["Name"] in BUILTIN_METRIC_NAMES]
+    repository = image.split("/", 1)[1] if "/" in image else ""
+    repository = repository.split("@", 1)[0].split(":", 1)[0]
+    if repository == DEFAULT_REPOSITORY:
+        return [dict(d) for d in METRIC_DEFINITIONS]
+    return []
+
+
 def _validation(message: str) -> ApiError:
     return ApiError("ValidationException", message)
 
@@ -38,6 +83,42 @@ def _validation(message: str) -> ApiError:
 def _public(rec: dict) -> dict:
     """A record without the control plane's own bookkeeping keys (those start with '_')."""
     return {k: v for k, v in rec.items() if not k.startswith("_")}
+
+
+_PATTERNS: dict[str, re.Pattern | None] = {}
+
+
+def _pattern(text: str) -> re.Pattern | None:
+    """The model's (Java) pattern compiled for Python, or None when Python cannot read it (e.g. \\p{L})."""
+    if text not in _PATTERNS:
+        try:
+            _PATTERNS[text] = re.compile(text)
+        except re.error:
+            _PATTERNS[text] = None
+    return _PATTERNS[text]
+
+
+def _check_patterns(value: Any, shape: Any, path: str) -> None:
+    """Every string member must fully match its shape's pattern, as the real service checks (botocore's
+    client-side validation does not look at patterns)."""
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        for name, member in shape.members.items():
+            if name in value:
+                _check_patterns(value[name], member, f"{path}.{name}")
+    elif kind == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_patterns(item, shape.member, f"{path}[{i}]")
+    elif kind == "map" and isinstance(value, dict):
+        for k, v in value.items():
+            _check_patterns(k, shape.key, f"{path} key {k!r}")
+            _check_patterns(v, shape.value, f"{path}.{k}")
+    elif kind == "string" and isinstance(value, str) and "pattern" in shape.metadata:
+        compiled = _pattern(shape.metadata["pattern"])
+        if compiled is not None and not compiled.fullmatch(value):
+            raise _validation(f"1 validation error detected: Value {value[:200]!r} at '{path}' failed to satisfy "
+                              f"constraint: Member must satisfy regular expression pattern: "
+                              f"{shape.metadata['pattern']}")
 
 
 class ControlPlane:
@@ -76,12 +157,13 @@ class ControlPlane:
         report = ParamValidator().validate(params, shape)
         if report.has_errors():
             raise _validation(f"{operation}: {report.generate_report()}")
+        _check_patterns(params, shape, operation)
 
     def _check_name(self, value: str, field: str, pattern: re.Pattern = _NAME) -> None:
-        if not isinstance(value, str) or not pattern.match(value) or len(value) > 63:
-            raise _validation(f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
+        if not isinstance(value, str) or not pattern.fullmatch(value) or len(value) > 63:
+            raise _validation(f"1 validation error detected: Value {value!r} at '{field}' failed to satisfy "
                               f"constraint: Member must satisfy regular expression pattern: "
-                              f"{pattern.pattern.strip('^$')} and have length <= 63")
+                              f"{pattern.pattern} and have length <= 63")
 
     def _arn(self, kind: str, name: str) -> str:
         return arn(self.ctx.region, _KINDS[kind][0], name)
@@ -150,6 +232,11 @@ class ControlPlane:
         names = [ch["ChannelName"] for ch in p.get("InputDataConfig", [])]
         if len(set(names)) != len(names):
             raise _validation(f"Channel names must be unique, got {names}.")
+        for cname in names:
+            if cname in (".", ".."):
+                raise _validation(f"Channel name {cname!r} is not allowed: it names a folder, not a channel "
+                                  "(use letters, digits, '.', '-' and '_').")
+        check_environment(p.get("Environment"), "CreateTrainingJob Environment")
         with self.reg.lock:
             if self.reg.exists("training-job", name):
                 raise ApiError("ResourceInUse", "Training job names must be unique within an AWS account and "
@@ -158,9 +245,14 @@ class ControlPlane:
             t = now()
             algo = dict(algo)
             algo.setdefault("TrainingInputMode", "File")
+            if not algo.get("MetricDefinitions"):
+                defaults = default_metric_definitions(algo.get("TrainingImage", ""))
+                if defaults:
+                    algo["MetricDefinitions"] = defaults
+            output = {"KmsKeyId": "", **p["OutputDataConfig"]}  # SageMaker always answers KmsKeyId
             record = {
                 "TrainingJobName": name, "AlgorithmSpecification": algo, "RoleArn": p["RoleArn"],
-                "InputDataConfig": p.get("InputDataConfig", []), "OutputDataConfig": p["OutputDataConfig"],
+                "InputDataConfig": p.get("InputDataConfig", []), "OutputDataConfig": output,
                 "ResourceConfig": p.get("ResourceConfig", {}),
                 "StoppingCondition": p.get("StoppingCondition") or {"MaxRuntimeInSeconds": 86400},
                 "HyperParameters": p.get("HyperParameters", {}), "Environment": p.get("Environment", {}),
@@ -211,6 +303,10 @@ class ControlPlane:
         if not p.get("PrimaryContainer") and not p.get("Containers"):
             raise _validation("CreateModel needs a PrimaryContainer (or Containers) with the model's Image "
                               "and ModelDataUrl.")
+        for i, container in enumerate([p.get("PrimaryContainer") or {}] + list(p.get("Containers") or [])):
+            check_environment(container.get("Environment"),
+                              "CreateModel PrimaryContainer.Environment" if i == 0 else
+                              f"CreateModel Containers[{i - 1}].Environment")
         with self.reg.lock:
             if self.reg.exists("model", name):
                 raise _validation(f"Cannot create already existing model \"{self._arn('model', name)}\".")
@@ -347,6 +443,7 @@ class ControlPlane:
         src = p["TransformInput"].get("DataSource", {}).get("S3DataSource")
         if not src or src.get("S3DataType", "S3Prefix") != "S3Prefix":
             raise _validation("TransformInput.DataSource.S3DataSource with S3DataType S3Prefix is required locally.")
+        check_environment(p.get("Environment"), "CreateTransformJob Environment")
         with self.reg.lock:
             if self.reg.exists("transform-job", name):
                 raise ApiError("ResourceInUse", f"Job name must be unique within an AWS account and region, and a "

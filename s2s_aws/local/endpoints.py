@@ -79,7 +79,7 @@ class ServeProcess:
         self._cond = threading.Condition()
 
     def start(self) -> None:
-        fields = {"model_dir": str(self.workdir / "model"), "port": str(self.port)}
+        fields = {"model_dir": str(self.workdir / "model"), "port": str(self.port), "host": "127.0.0.1"}
         argv = [a.format(**fields) for a in self.ctx.serve_command]
         env = child_env({**self.env, "S2S_ML_ROOT": str(self.workdir), "SAGEMAKER_BIND_TO_PORT": str(self.port)})
         self.shipper = LogShipper(self.ctx.logs, self.log_group, self.log_stream,
@@ -226,11 +226,14 @@ class EndpointManager:
                 old, backend_to_stop = self._live.get(name), None
                 self._live[name] = backend
                 config = reg.get("endpoint-config", config_name) or {"ProductionVariants": []}
-                reg.update("endpoint", name, {
-                    "EndpointStatus": "InService", "EndpointConfigName": config_name,
-                    "LastModifiedTime": now(), "FailureReason": None,
-                    "ProductionVariants": [_variant_summary(v) for v in config["ProductionVariants"]],
-                })
+                changes: dict[str, Any] = {
+                    "EndpointStatus": "InService", "EndpointConfigName": config_name, "FailureReason": None,
+                    "ProductionVariants": [_variant_summary(v, reg.get("model", v.get("ModelName", "")))
+                                           for v in config["ProductionVariants"]],
+                }
+                if mode != "restore":  # a restart of the stack is not a change of the endpoint
+                    changes["LastModifiedTime"] = now()
+                reg.update("endpoint", name, changes)
         if backend_to_stop is not None:
             self._retire(backend_to_stop)
         if old is not None:
@@ -304,9 +307,13 @@ class EndpointManager:
         return 200, out, up_body
 
 
-def _variant_summary(v: dict[str, Any]) -> dict[str, Any]:
+def _variant_summary(v: dict[str, Any], model: dict[str, Any] | None) -> dict[str, Any]:
+    """DescribeEndpoint's ProductionVariantSummary for a running variant (one local process serves it)."""
     count = v.get("InitialInstanceCount", 1)
     weight = v.get("InitialVariantWeight", 1.0)
+    container = (model or {}).get("PrimaryContainer") or ((model or {}).get("Containers") or [{}])[0]
+    image = container.get("Image") or "local"
+    t = now()
     return {"VariantName": v["VariantName"], "CurrentWeight": weight, "DesiredWeight": weight,
             "CurrentInstanceCount": count, "DesiredInstanceCount": count,
-            "DeployedImages": [{"SpecifiedImage": "local", "ResolvedImage": "local", "ResolutionTime": now()}]}
+            "DeployedImages": [{"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": t}]}

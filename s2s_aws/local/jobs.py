@@ -20,7 +20,7 @@ from typing import Any
 
 from .endpoints import ServeFailed, ServeProcess, fetch_model
 from .state import atomic_write_json
-from .support import Context, LogShipper, child_env, download_prefix, now, parse_s3_uri, pump_output, start_process, terminate
+from .support import Context, LogShipper, MetricPublisher, child_env, download_prefix, now, parse_s3_uri, pump_output, start_process, terminate
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ class TrainingRunner:
                        for m in rec["AlgorithmSpecification"].get("MetricDefinitions", [])]
         final: dict[str, dict] = {}
         tail: collections.deque[str] = collections.deque(maxlen=3)
+        publisher = MetricPublisher(self.ctx.cloudwatch, self.name) if metric_defs else None
 
         def sink(line: str) -> None:
             shipper.write(line)
@@ -166,9 +167,12 @@ class TrainingRunner:
                 if m:
                     try:
                         value = float(m.group(1) if m.groups() else m.group(0))
-                    except ValueError:
+                    except (ValueError, IndexError):
                         continue
-                    final[mname] = {"MetricName": mname, "Value": value, "Timestamp": now()}
+                    t = now()
+                    final[mname] = {"MetricName": mname, "Value": value, "Timestamp": t}
+                    if publisher is not None:
+                        publisher.put(mname, value, t)
 
         env = child_env({**rec.get("Environment", {}), "S2S_ML_ROOT": str(self.ml),
                          "TRAINING_JOB_NAME": self.name, "TRAINING_JOB_ARN": rec["TrainingJobArn"]})
@@ -184,6 +188,8 @@ class TrainingRunner:
             code = terminate(proc, self.ctx.stop_grace_s)
         pump.join(timeout=10)
         shipper.flush()
+        if publisher is not None:
+            publisher.close()
         metrics = {"FinalMetricDataList": list(final.values())} if final else {}
         if self._abort_reason:
             self._finish("Failed", "Failed", "Training job failed", FailureReason=self._abort_reason, **metrics)

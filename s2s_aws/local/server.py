@@ -8,12 +8,13 @@ posts to ``/endpoints/<name>/invocations``. Moto's own app answers the rest in-p
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import uuid
 from typing import Any, Callable, Iterable
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from .controlplane import ControlPlane
 from .support import ApiError
@@ -83,7 +84,7 @@ class FrontApp:
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if not is_sagemaker(environ):
-            return self.moto_app(environ, start_response)
+            return self._aws(environ, start_response)
         from werkzeug.wrappers import Request
         request = Request(environ)
         request_id = str(uuid.uuid4())
@@ -128,6 +129,87 @@ class FrontApp:
         start_response(f"{status} OK", hdrs)
         return [body]
 
+    # ------------------------------------------------------------------ the few non-SageMaker answers of our own
+    def _aws(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        """Moto, except for what clients need and moto gets wrong or lacks: logs:FilterLogEvents with
+        ``logStreamNamePrefix`` (moto ignores the prefix) and iam:SimulatePrincipalPolicy (moto lacks it;
+        the SageMaker Python SDK v3 calls it to check the execution role)."""
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        try:
+            if target == "Logs_20140328.FilterLogEvents":
+                return self._filter_log_events(environ, start_response)
+            if signed_service(environ) == "iam" and environ.get("REQUEST_METHOD") in ("POST", "GET"):
+                form = parse_qs(environ.get("QUERY_STRING", ""))
+                if environ.get("REQUEST_METHOD") == "POST":
+                    form.update(parse_qs(_read_body(environ).decode("utf-8", "replace")))
+                if form.get("Action") == ["SimulatePrincipalPolicy"]:
+                    return self._simulate_principal_policy(form, start_response)
+        except _AwsError as e:
+            return e.answer(start_response)
+        return self.moto_app(environ, start_response)
+
+    def _filter_log_events(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        raw = _read_body(environ)
+        try:
+            params = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return self.moto_app(environ, start_response)
+        if not isinstance(params, dict) or "logStreamNamePrefix" not in params:
+            return self.moto_app(environ, start_response)
+        if params.get("logStreamNames"):
+            raise _AwsError("InvalidParameterException",
+                            "logStreamNames and logStreamNamePrefix are mutually exclusive; pass one of them.")
+        group = params.get("logGroupName") or params.get("logGroupIdentifier")
+        prefix = params.pop("logStreamNamePrefix")
+        logs = self.cp.ctx.logs
+        names: list[str] = []
+        try:
+            for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group,
+                                                                             logStreamNamePrefix=prefix):
+                names.extend(st["logStreamName"] for st in page.get("logStreams", []))
+        except Exception:  # no such group, a bad name: moto gives the right error for the plain request
+            names = []
+            _replace_body(environ, json.dumps(params).encode("utf-8"))
+            return self.moto_app(environ, start_response)
+        if not names:
+            body = json.dumps({"events": [], "searchedLogStreams": []}).encode("utf-8")
+            start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"),
+                                      ("Content-Length", str(len(body))),
+                                      ("x-amzn-RequestId", str(uuid.uuid4()))])
+            return [body]
+        params["logStreamNames"] = names
+        _replace_body(environ, json.dumps(params).encode("utf-8"))
+        return self.moto_app(environ, start_response)
+
+    @staticmethod
+    def _simulate_principal_policy(form: dict[str, list[str]], start_response: StartResponse) -> list[bytes]:
+        """Every action is allowed locally (there is nothing to protect); one result per action and resource."""
+        from xml.sax.saxutils import escape
+
+        def members(name: str) -> list[str]:
+            keys = sorted((k for k in form if k.startswith(name + ".member.")), key=lambda k: int(k.rsplit(".", 1)[1])
+                          if k.rsplit(".", 1)[1].isdigit() else 0)
+            return [form[k][0] for k in keys]
+        if not form.get("PolicySourceArn"):
+            raise _AwsError("ValidationError", "SimulatePrincipalPolicy needs PolicySourceArn (the ARN of a user, "
+                                               "group or role).", xml=True)
+        actions = members("ActionNames")
+        if not actions:
+            raise _AwsError("ValidationError", "SimulatePrincipalPolicy needs at least one ActionNames.member.N.",
+                            xml=True)
+        resources = members("ResourceArns") or ["*"]
+        results = "".join(
+            "<member><EvalActionName>{}</EvalActionName><EvalResourceName>{}</EvalResourceName>"
+            "<EvalDecision>allowed</EvalDecision><MatchedStatements/><MissingContextValues/></member>".format(
+                escape(a), escape(r)) for a in actions for r in resources)
+        body = ('<SimulatePrincipalPolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+                f"<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated>"
+                f"<EvaluationResults>{results}</EvaluationResults></SimulatePrincipalPolicyResult>"
+                f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+                "</SimulatePrincipalPolicyResponse>").encode("utf-8")
+        start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+
     @staticmethod
     def _error(e: ApiError, request_id: str, start_response: StartResponse, rest: bool) -> list[bytes]:
         payload: dict[str, Any] = {"__type": e.code, "message": e.message, **e.fields}
@@ -137,3 +219,42 @@ class FrontApp:
                    ("x-amzn-ErrorType", e.code)]
         start_response(f"{e.status} Error", headers)
         return [body]
+
+
+class _AwsError(Exception):
+    """An error answer of one of our non-SageMaker operations (JSON, or IAM's query-protocol XML)."""
+
+    def __init__(self, code: str, message: str, status: int = 400, xml: bool = False):
+        super().__init__(message)
+        self.code, self.message, self.status, self.xml = code, message, status, xml
+
+    def answer(self, start_response: StartResponse) -> list[bytes]:
+        request_id = str(uuid.uuid4())
+        if self.xml:
+            from xml.sax.saxutils import escape
+            body = (f'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type>'
+                    f"<Code>{escape(self.code)}</Code><Message>{escape(self.message)}</Message></Error>"
+                    f"<RequestId>{request_id}</RequestId></ErrorResponse>").encode("utf-8")
+            ctype = "text/xml"
+        else:
+            body = json.dumps({"__type": self.code, "message": self.message}).encode("utf-8")
+            ctype = "application/x-amz-json-1.1"
+        start_response(f"{self.status} Error", [("Content-Type", ctype), ("Content-Length", str(len(body))),
+                                                ("x-amzn-RequestId", request_id)])
+        return [body]
+
+
+def _read_body(environ: dict) -> bytes:
+    """The request body; puts an equal stream back so that moto can read it too."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    _replace_body(environ, body)
+    return body
+
+
+def _replace_body(environ: dict, body: bytes) -> None:
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))

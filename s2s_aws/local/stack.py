@@ -27,11 +27,13 @@ def default_train_command() -> list[str]:
 
 
 def default_serve_command() -> list[str]:
-    """``$S2S_LOCAL_SERVE_COMMAND`` or ``python -m s2s_algorithm.serve --model-dir {model_dir} --port {port}``."""
+    """``$S2S_LOCAL_SERVE_COMMAND`` or ``python -m s2s_algorithm.serve --host 127.0.0.1 --model-dir
+    {model_dir} --port {port}`` (endpoints listen on the loopback interface only)."""
     env = os.environ.get("S2S_LOCAL_SERVE_COMMAND")
     if env:
         return shlex.split(env)
-    return [sys.executable, "-m", "s2s_algorithm.serve", "--model-dir", "{model_dir}", "--port", "{port}"]
+    return [sys.executable, "-m", "s2s_algorithm.serve", "--host", "127.0.0.1", "--model-dir", "{model_dir}",
+            "--port", "{port}"]
 
 
 class LocalStack:
@@ -45,8 +47,8 @@ class LocalStack:
             ...
 
     ``train_command`` is the argv of the training program (run with ``S2S_ML_ROOT`` set);
-    ``serve_command`` the argv of the inference server, where ``{model_dir}`` and ``{port}`` are
-    filled in (it also gets ``SAGEMAKER_BIND_TO_PORT``). ``echo`` receives every training log line.
+    ``serve_command`` the argv of the inference server, where ``{model_dir}``, ``{port}`` and ``{host}``
+    (127.0.0.1: endpoints must listen on the loopback interface only) are filled in (it also gets ``SAGEMAKER_BIND_TO_PORT``). ``echo`` receives every training log line.
     State (resources, S3 objects, log events) lives in ``state_dir`` and survives a restart.
     """
 
@@ -112,7 +114,9 @@ class LocalStack:
                                         region_name=self.region)
         s3 = session.client("s3", endpoint_url=self.endpoint_url)
         logs = session.client("logs", endpoint_url=self.endpoint_url)
+        cloudwatch = session.client("cloudwatch", endpoint_url=self.endpoint_url)
         self.ctx = Context(registry=registry, root=self.state_dir, region=self.region, s3=s3, logs=logs,
+                           cloudwatch=cloudwatch,
                            train_command=self._train_command, serve_command=self._serve_command,
                            stop_grace_s=self._stop_grace_s, ready_timeout_s=self._ready_timeout_s, echo=self._echo)
         self.control_plane = ControlPlane(self.ctx)

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("training-job", "model", "endpoint-config", "endpoint", "transform-job")
 
-_SAFE = re.compile(r"^[A-Za-z0-9-]{1,63}$")
+_SAFE = re.compile(r"[A-Za-z0-9-]{1,63}")  # with fullmatch: "$" would let a trailing newline through
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -62,7 +62,7 @@ class Registry:
         self._records: dict[str, dict[str, dict]] = {k: {} for k in KINDS}
 
     def _path(self, kind: str, name: str) -> Path:
-        if not _SAFE.match(name):  # names are validated by the API; this guards the file system
+        if not _SAFE.fullmatch(name):  # names are validated by the API; this guards the file system
             raise ValueError(f"unsafe resource name {name!r}")
         return self.root / "resources" / kind / f"{name}.json"
 

@@ -155,6 +155,55 @@ class LogShipper:
             self._fh.close()
 
 
+class MetricPublisher:
+    """Publishes a training job's metric values to CloudWatch as SageMaker does: namespace
+    ``/aws/sagemaker/TrainingJobs``, once with dimension ``TrainingJobName`` (what the SageMaker Python
+    SDK's ``TrainingJobAnalytics`` queries) and once with ``Host`` = ``<job>/algo-1``. Values are
+    buffered and sent about once a second (and on close)."""
+
+    NAMESPACE = "/aws/sagemaker/TrainingJobs"
+
+    def __init__(self, cloudwatch: Any, job_name: str, host: str = "algo-1"):
+        self.cloudwatch = cloudwatch
+        self.dimensions = ([{"Name": "TrainingJobName", "Value": job_name}],
+                           [{"Name": "Host", "Value": f"{job_name}/{host}"}])
+        self._buf: list[tuple[str, float, float]] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"metrics-{job_name}", daemon=True)
+        self._thread.start()
+
+    def put(self, name: str, value: float, timestamp: float) -> None:
+        if value != value or value in (float("inf"), float("-inf")):  # CloudWatch refuses NaN and infinities
+            return
+        with self._lock:
+            self._buf.append((name, value, timestamp))
+
+    def _loop(self) -> None:
+        while not self._closed.wait(1.0):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._buf = self._buf, []
+        if not batch or self.cloudwatch is None:
+            return
+        import datetime
+        data = [{"MetricName": name, "Value": value, "Dimensions": dims, "Unit": "None",
+                 "Timestamp": datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc)}
+                for name, value, ts in batch for dims in self.dimensions]
+        for i in range(0, len(data), 500):
+            try:
+                self.cloudwatch.put_metric_data(Namespace=self.NAMESPACE, MetricData=data[i:i + 500])
+            except Exception as e:  # metrics are best effort, as on SageMaker; the log keeps the lines
+                logger.debug("could not publish %d metric values to CloudWatch: %s", len(data[i:i + 500]), e)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+
 def start_process(argv: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
     """Start a child in its own process group, stdout and stderr merged into one text pipe.
 
@@ -201,8 +250,9 @@ class Context:
     def __init__(self, *, registry: Any, root: Path, region: str, s3: Any, logs: Any,
                  train_command: Sequence[str], serve_command: Sequence[str],
                  stop_grace_s: float, ready_timeout_s: float,
-                 echo: Callable[[str], None] | None = None):
+                 echo: Callable[[str], None] | None = None, cloudwatch: Any = None):
         self.registry = registry
+        self.cloudwatch = cloudwatch
         self.root = Path(root)
         self.region = region
         self.s3 = s3
