@@ -215,6 +215,9 @@ def read_json(path: Path, what: str) -> dict:
                          f"create it (a JSON object).") from None
     except (OSError, ValueError) as e:
         raise InputError(f"{what} file {path} is not valid JSON ({e}). Write a JSON object.") from e
+    except RecursionError:   # json.loads recurses once per nesting level
+        raise InputError(f"{what} file {path} is nested too deeply to read (thousands of levels). "
+                         "Write a flat JSON object.") from None
     if not isinstance(value, dict):
         raise InputError(f"{what} file {path} must hold a JSON object, got {type(value).__name__}.")
     return value

@@ -38,7 +38,7 @@ from . import distributed
 from .checkpoint import (BEST_MODEL, TRAINING_STATE, UnsafeFileError, atomic_write, load_state_dict,
                          load_training_state, rng_state, save_torch, save_training_state, set_rng_state,
                          write_model_dir)
-from .config import ModelConfig
+from .config import ModelConfig, check_model_fits
 from .data import (CHANNELS, PAD_ID, BatchSampler, ParallelData, iter_eval_batches, load_channel,
                    load_vocabularies, make_batch, read_json)
 from .decode import translate_ids
@@ -221,10 +221,7 @@ class Trainer:
             torch.distributed.all_reduce(steps, op=torch.distributed.ReduceOp.MIN)
             self.sampler.limit = int(steps.item())
         self.state = TrainState()
-        bleu = int(hp.bleu_sample_size)
-        if bleu == 0 and hp.optimized_metric == "bleu":
-            bleu = -1
-        self.bleu_sample_size = bleu
+        self.bleu_sample_size = int(hp.effective_bleu_sample_size)   # optimized_metric=bleu: never 0
         self.checkpoint_dir = paths.checkpoint_dir
         if self.is_main:
             logger.info("model: %d parameters; train %d pairs, validation %d pairs; device %s; world %d%s",
@@ -338,9 +335,10 @@ class Trainer:
                                label_smoothing=float(self.hp.label_smoothing)) / ntok
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        if self.hp.clip_gradient is not None and self.hp.clip_gradient >= 0:
+        clip = self.hp.effective_clip_gradient   # None: clip_gradient <= 0 turns clipping off
+        if clip is not None:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_value_(self.model.parameters(), float(self.hp.clip_gradient))
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         with torch.no_grad():
@@ -483,14 +481,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hp = _load_hyperparameters(paths)
         _check_channels(paths)
-        load_vocabularies(paths.data_dir("vocab"))   # fail before spawning anything
+        src_vocab, trg_vocab = load_vocabularies(paths.data_dir("vocab"))   # fail before spawning anything
         resourceconfig = read_json(paths.resourceconfig_file, "resource config") \
             if paths.resourceconfig_file.is_file() else None
         plan = distributed.plan_world(resourceconfig)
+        check_model_fits(hp, vocab_size(src_vocab), vocab_size(trg_vocab),   # exit 2 with the estimate
+                         gpus=plan.procs_per_host if plan.gpus_per_host else 0)
         paths.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         paths.model_dir.mkdir(parents=True, exist_ok=True)
         print(f"s2s-train: root {paths.root}; hosts {plan.hosts} (this: {plan.current_host}); "
               f"{plan.procs_per_host} process(es) per host; hyperparameters {hp.to_strings()}", flush=True)
+        for note in hp.notes():   # accepted combinations, and how they are read
+            print(f"hyperparameters: {note}", flush=True)
         if plan.procs_per_host > 1:
             signal.signal(signal.SIGTERM, _forward_sigterm)
         distributed.spawn(_worker, plan, str(paths.root), hp.to_strings(include_defaults=True))
