@@ -67,3 +67,44 @@ def test_from_strings_rejects_non_strings_and_from_dict_checks_types(name, value
         Hyperparameters.from_dict({name: value})
     except HyperparameterError as e:
         assert name in str(e)
+
+
+def _nest(value, depth: int, kind: str):
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"k": value}
+    return value
+
+
+nested = st.recursive(st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=4)),
+                      lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                              st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+                      max_leaves=12)
+
+
+@fuzz_settings(100)
+@given(st.sampled_from(NAMES), st.one_of(nested, st.builds(_nest, nested, st.sampled_from([2_000, 50_000, 100_000]),
+                                                            st.sampled_from(["list", "dict"]))))
+def test_nested_values_of_any_depth_are_named_errors(name, value):
+    """A JSON value of any shape and depth (issue 19: a 100k-deep one was a RecursionError) is a
+    short HyperparameterError naming the parameter, from either constructor."""
+    for build in (Hyperparameters.from_strings, Hyperparameters.from_dict):
+        try:
+            build({name: value})
+        except HyperparameterError as e:
+            assert name in str(e) and len(str(e)) < 2000
+        else:
+            assert build == Hyperparameters.from_dict and (value is None or isinstance(value, (int, float)))
+
+
+@fuzz_settings(200)
+@given(st.dictionaries(st.sampled_from(NAMES), st.integers(min_value=-(10**30), max_value=10**30).map(str), max_size=6))
+def test_accepted_sizes_stay_within_their_bounds(raw):
+    """Whatever integers arrive, an accepted set has every bounded size within its bound."""
+    try:
+        hp = Hyperparameters.from_strings(raw)
+    except HyperparameterError:
+        return
+    for name in raw:
+        spec = SCHEMA[name]
+        if spec.maximum is not None and spec.kind == "int":
+            assert getattr(hp, name) <= spec.maximum
