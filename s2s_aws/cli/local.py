@@ -20,6 +20,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     import json
 
     from ..local import LocalStack
+    from ..local.stack import STS_WORKAROUND
 
     stop = threading.Event()
 
@@ -32,12 +33,15 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             env = stack.environ()
             if getattr(args, "json", False):
                 print(json.dumps({"endpoint_url": stack.endpoint_url, "state_dir": str(stack.state_dir),
-                                  "environment": env}), flush=True)
+                                  "bucket": stack.bucket, "role_arn": stack.role_arn,
+                                  "environment": env, "sts_workaround": STS_WORKAROUND}), flush=True)
             else:
                 print(f"s2s-aws local stack on {stack.endpoint_url} (state in {stack.state_dir})")
-                print("Point boto3, the AWS CLI and s2s-aws at it with:\n")
+                print("Point boto3, the AWS CLI and s2s-aws at it with (S2S_BUCKET and S2S_ROLE_ARN exist there):\n")
                 for k, v in env.items():
                     print(f"export {k}={shlex.quote(v)}")
+                print(f"\n{STS_WORKAROUND}")
+                print("The local API is for this machine's user only: it listens on 127.0.0.1 and runs jobs as you.")
                 print("\nPress Ctrl-C to stop (child processes stop, state is saved).", flush=True)
             while not stop.wait(0.5):
                 pass

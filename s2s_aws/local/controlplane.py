@@ -533,8 +533,9 @@ class ControlPlane:
             if status == "Deleting":
                 self.reg.delete("endpoint", name)
             elif status in ("InService", "Creating", "Updating", "SystemUpdating"):
+                # a restart of the stack is not a change of the endpoint: LastModifiedTime stays
                 self.reg.update("endpoint", name, {"EndpointStatus": "SystemUpdating" if status != "Creating"
-                                                   else "Creating", "LastModifiedTime": now()})
+                                                   else "Creating"})
                 self.endpoints.deploy(name, rec["EndpointConfigName"], "restore")
 
     def shutdown(self) -> None:

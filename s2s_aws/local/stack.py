@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -11,13 +12,26 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import InputError
-from .state import Registry, restore_logs, restore_s3, snapshot_logs, snapshot_s3
-from .support import Context
+from .state import Registry, restore_logs, restore_s3, restore_timestamps, snapshot_logs, snapshot_s3
+from .support import ACCOUNT_ID, Context
 
 logger = logging.getLogger(__name__)
 
 FAKE_ACCESS_KEY = "testing"
 FAKE_SECRET_KEY = "testing"
+
+#: the execution role every local stack has (it trusts sagemaker.amazonaws.com; nothing is enforced locally)
+ROLE_NAME = "S2SLocalSageMakerExecutionRole"
+_TRUST_SAGEMAKER = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+_ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+#: what to tell users of the SageMaker Python SDK (v2 and v3): both build their STS client with an
+#: explicit https://sts.REGION.amazonaws.com endpoint, which beats AWS_ENDPOINT_URL and
+#: AWS_ENDPOINT_URL_STS, so Session.default_bucket() and get_execution_role() never reach the stack.
+STS_WORKAROUND = ("SageMaker Python SDK: its STS calls ignore AWS_ENDPOINT_URL(_STS), so pass the bucket and role: "
+                  "sagemaker.Session(default_bucket=os.environ['S2S_BUCKET']) and role=os.environ['S2S_ROLE_ARN'] "
+                  "(not get_execution_role()).")
 
 
 def default_train_command() -> list[str]:
@@ -71,6 +85,7 @@ class LocalStack:
         self._autosave: threading.Thread | None = None
         self.logs_save_interval_s = 1.0
         self._thread: threading.Thread | None = None
+        self._lock_file: Any = None
         self.control_plane: Any = None
         self.ctx: Context | None = None
         if start:
@@ -88,6 +103,54 @@ class LocalStack:
         from werkzeug.serving import make_server
         import boto3
 
+        self._open_state_dir()
+        try:
+            self._start(MotoRequestHandler, DomainDispatcherApplication, create_backend_app, make_server, boto3)
+        except BaseException:
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
+                self._server = None
+            self._release_state_dir()
+            raise
+        return self
+
+    def _open_state_dir(self) -> None:
+        """Create the state folder and lock it: one stack per folder (a second one is refused at once)."""
+        if self.state_dir.exists() and not self.state_dir.is_dir():
+            raise InputError(f"the state folder {self.state_dir} is a file, not a folder; pass --state-dir a "
+                             "folder (it is created when missing)")
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            lock = open(self.state_dir / "lock", "a+", encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"cannot use {self.state_dir} as the state folder: {e}; pass another --state-dir") from e
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - no flock on this platform: no lock
+            self._lock_file = lock
+            return
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            owner = lock.read().strip() or "unknown"
+            lock.close()
+            raise InputError(f"the state folder {self.state_dir} is in use by another local stack (pid {owner}); "
+                             "stop that one first (Ctrl-C where it runs) or pass another --state-dir") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock_file = lock
+
+    def _release_state_dir(self) -> None:
+        lock, self._lock_file = self._lock_file, None
+        if lock is not None:
+            lock.close()  # closing the file releases the flock
+
+    def _start(self, MotoRequestHandler: Any, DomainDispatcherApplication: Any, create_backend_app: Any,
+               make_server: Any, boto3: Any) -> None:
         from .controlplane import ControlPlane
         from .server import FrontApp, PersistingApp
 
@@ -98,7 +161,6 @@ class LocalStack:
             def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002
                 logger.debug("http: " + message, *args)
 
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         registry = Registry(self.state_dir)
         moto_app = PersistingApp(DomainDispatcherApplication(create_backend_app), self._save_s3, self._logs_dirty.set)
         front = FrontApp(None, moto_app)  # type: ignore[arg-type]
@@ -123,7 +185,9 @@ class LocalStack:
         front.cp = self.control_plane
         n_obj = restore_s3(s3, self.state_dir)
         n_ev = restore_logs(logs, self.state_dir)
+        restore_timestamps(self.state_dir, self.region, ACCOUNT_ID)
         moto_app.enabled = True  # from here on, S3 writes are saved before they are acknowledged
+        self._ensure_bucket_and_role(session)
         self._logs_dirty.clear()
         self._stopping.clear()
         self._autosave = threading.Thread(target=self._autosave_logs, name="local-stack-logs-save", daemon=True)
@@ -132,7 +196,36 @@ class LocalStack:
         self.control_plane.restore()
         logger.info("local stack on %s (state %s; restored %d S3 objects, %d log events)",
                     self.endpoint_url, self.state_dir, n_obj, n_ev)
-        return self
+
+    def _ensure_bucket_and_role(self, session: Any) -> None:
+        """The bucket the SageMaker SDKs' ``default_bucket()`` would name and an execution role that
+        trusts SageMaker (IAM is not saved in the state folder, so the role is made at every start)."""
+        s3 = session.client("s3", endpoint_url=self.endpoint_url)
+        try:
+            if self.region == "us-east-1":
+                s3.create_bucket(Bucket=self.bucket)
+            else:
+                s3.create_bucket(Bucket=self.bucket,
+                                 CreateBucketConfiguration={"LocationConstraint": self.region})
+        except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+            pass
+        iam = session.client("iam", endpoint_url=self.endpoint_url)
+        try:
+            iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(_TRUST_SAGEMAKER),
+                            Description="Execution role of the s2s-aws local stack (nothing is enforced locally)")
+            iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="local-allow-all", PolicyDocument=json.dumps(_ALLOW_ALL))
+        except iam.exceptions.EntityAlreadyExistsException:
+            pass
+
+    @property
+    def bucket(self) -> str:
+        """``sagemaker-{region}-{account}``: what the SageMaker SDKs' ``Session.default_bucket()`` names."""
+        return f"sagemaker-{self.region}-{ACCOUNT_ID}"
+
+    @property
+    def role_arn(self) -> str:
+        """The local execution role (it exists in the local IAM and trusts sagemaker.amazonaws.com)."""
+        return f"arn:aws:iam::{ACCOUNT_ID}:role/{ROLE_NAME}"
 
     def stop(self) -> None:
         """Stop every child process, save S3 and CloudWatch Logs to the state folder, stop the server."""
@@ -153,6 +246,7 @@ class LocalStack:
             if self._thread is not None:
                 self._thread.join(timeout=10)
             self._server = None
+            self._release_state_dir()
 
     # ------------------------------------------------------------------ durability
     def _save_s3(self) -> None:
@@ -203,6 +297,8 @@ class LocalStack:
             "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
+            "S2S_BUCKET": self.bucket,
+            "S2S_ROLE_ARN": self.role_arn,
         }
 
     @contextlib.contextmanager

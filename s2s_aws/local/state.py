@@ -149,8 +149,9 @@ def snapshot_s3(s3: Any, root: Path) -> int:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bname):
             for obj in page.get("Contents", []):
                 prev = known.get(obj["Key"])
+                modified = _epoch(obj.get("LastModified"))
                 if prev and prev.get("ETag") == obj.get("ETag") and (blobs / prev["sha256"]).exists():
-                    objects[obj["Key"]] = prev
+                    objects[obj["Key"]] = {**prev, "LastModified": modified}
                     count += 1
                     continue
                 resp = s3.get_object(Bucket=bname, Key=obj["Key"])
@@ -166,9 +167,10 @@ def snapshot_s3(s3: Any, root: Path) -> int:
                 else:
                     os.replace(tmp, blobs / sha)
                 objects[obj["Key"]] = {"sha256": sha, "ContentType": resp.get("ContentType"),
-                                       "Metadata": resp.get("Metadata") or {}, "ETag": obj.get("ETag")}
+                                       "Metadata": resp.get("Metadata") or {}, "ETag": obj.get("ETag"),
+                                       "LastModified": modified}
                 count += 1
-        index[bname] = {"objects": objects}
+        index[bname] = {"objects": objects, "CreationDate": _epoch(bucket.get("CreationDate"))}
     atomic_write_json(base / "index.json", index)
     used = {o["sha256"] for b in index.values() for o in b["objects"].values()}
     for blob in blobs.iterdir():
@@ -200,19 +202,24 @@ def restore_s3(s3: Any, root: Path) -> int:
 
 
 def snapshot_logs(logs: Any, root: Path) -> int:
-    """Dump every CloudWatch Logs group, stream and event into ``root/logs.json``; returns events."""
+    """Dump every CloudWatch Logs group, stream and event into ``root/logs.json`` (and the groups' and
+    streams' creation times into ``root/logs-times.json``); returns events."""
     dump: dict[str, dict[str, list]] = {}
+    times: dict[str, dict[str, Any]] = {}
     count = 0
     for page in logs.get_paginator("describe_log_groups").paginate():
         for group in page.get("logGroups", []):
             gname = group["logGroupName"]
             dump[gname] = {}
+            times[gname] = {"creationTime": group.get("creationTime"), "streams": {}}
             for spage in logs.get_paginator("describe_log_streams").paginate(logGroupName=gname):
                 for stream in spage.get("logStreams", []):
                     events = list(iter_log_events(logs, gname, stream["logStreamName"]))
                     dump[gname][stream["logStreamName"]] = [[e["timestamp"], e["message"]] for e in events]
+                    times[gname]["streams"][stream["logStreamName"]] = stream.get("creationTime")
                     count += len(events)
     atomic_write_json(root / "logs.json", dump)
+    atomic_write_json(root / "logs-times.json", times)
     return count
 
 
@@ -252,4 +259,66 @@ def restore_logs(logs: Any, root: Path) -> int:
                 batch = [{"timestamp": int(t), "message": m} for t, m in events[i:i + 1000]]
                 logs.put_log_events(logGroupName=gname, logStreamName=sname, logEvents=batch)
                 count += len(batch)
+    return count
+
+
+# ---------------------------------------------------------------- timestamps across a restart
+
+def _epoch(value: Any) -> float | None:
+    """A boto3 timestamp (datetime) as seconds since the epoch, or None."""
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value)
+
+
+def restore_timestamps(root: Path, region: str, account_id: str) -> int:
+    """Give restored S3 objects and buckets their ``LastModified`` / ``CreationDate`` and restored log
+    groups and streams their ``creationTime`` from the snapshots (a restore writes them anew, which
+    would stamp them with the restart time). Works on moto's in-process backends; returns how many
+    timestamps it set (0, with a warning, when moto's internals are not what this expects)."""
+    import datetime
+
+    def naive_utc(epoch: float) -> datetime.datetime:  # what moto keeps (its utcnow() is naive UTC)
+        return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).replace(tzinfo=None)
+
+    count = 0
+    try:
+        from moto.logs.models import logs_backends
+        from moto.s3.models import s3_backends
+        index_path = root / "s3" / "index.json"
+        if index_path.exists():
+            backend = s3_backends[account_id]["aws"]
+            for bname, bucket in json.loads(index_path.read_text("utf-8")).items():
+                fake_bucket = backend.buckets.get(bname)
+                if fake_bucket is None:
+                    continue
+                if bucket.get("CreationDate") is not None:
+                    fake_bucket.creation_date = datetime.datetime.fromtimestamp(bucket["CreationDate"],
+                                                                                tz=datetime.timezone.utc)
+                    count += 1
+                for key, meta in bucket["objects"].items():
+                    fake_key = fake_bucket.keys.get(key)
+                    if fake_key is not None and meta.get("LastModified") is not None:
+                        fake_key.last_modified = naive_utc(meta["LastModified"])
+                        count += 1
+        times_path = root / "logs-times.json"
+        if times_path.exists():
+            backend = logs_backends[account_id][region]
+            for gname, group in json.loads(times_path.read_text("utf-8")).items():
+                fake_group = backend.groups.get(gname)
+                if fake_group is None:
+                    continue
+                if group.get("creationTime") is not None:
+                    fake_group.creation_time = naive_utc(group["creationTime"] / 1000.0)
+                    count += 1
+                for sname, created in (group.get("streams") or {}).items():
+                    fake_stream = fake_group.streams.get(sname)
+                    if fake_stream is not None and created is not None:
+                        fake_stream.creation_time = naive_utc(created / 1000.0)
+                        count += 1
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError) as e:
+        logger.warning("could not restore S3 and CloudWatch Logs timestamps from %s (%s: %s); they show the "
+                       "time of the restart", root, type(e).__name__, e)
     return count
