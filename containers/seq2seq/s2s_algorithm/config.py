@@ -186,7 +186,9 @@ def check_model_fits(hp: Any, src_vocab_size: int, trg_vocab_size: int, *, gpus:
     estimate = estimate_training_memory(cfg, getattr(hp, "optimizer_type", "adam"), getattr(hp, "momentum", None))
     room = available if available is not None else available_memory(gpus)
     if room is not None and estimate.bytes > room[0]:
-        sizes = ", ".join(f"{name}={getattr(cfg, name)}" for name in _SIZE_NAMES)
+        parts = {cfg.encoder_type, cfg.decoder_type}
+        sizes = ", ".join(f"{name}={getattr(cfg, name)}" for name in _SIZE_NAMES
+                          if not name.startswith(("rnn_", "cnn_")) or name[:3] in parts)
         raise InputError(
             f"The model these hyperparameters describe cannot fit: {estimate}, with vocabularies of "
             f"{src_vocab_size:,} source and {trg_vocab_size:,} target tokens; the {room[1]} is "
