@@ -25,10 +25,11 @@ with warnings.catch_warnings():  # starlette nudges towards httpx2; httpx is wha
 
 from s2s_algorithm.serve import ServerSettings, create_app
 from s2s_algorithm.serving_formats import (JSON, JSONLINES, RECORDIO, SUPPORTED_TYPES, Item, RequestError,
-                                           negotiate_accept, normalize_content_type, parse_request)
+                                           RequestLimits, negotiate_accept, normalize_content_type, parse_request)
 
 EXAMPLES = int(os.environ.get("S2S_FUZZ_EXAMPLES", "0") or 0)
 WORDS = ["<pad>", "<unk>", "<s>", "</s>", "a", "b", "c", "d"]
+MAX_SRC = 6  # the fake model's max_seq_len_source: the server cuts sentences to it
 
 
 def fuzz_settings(default: int):
@@ -44,6 +45,7 @@ class ReversingTranslator:
         self.src_vocab = {w: i for i, w in enumerate(WORDS)}
         self.trg_vocab = dict(self.src_vocab)
         self.device = "cpu"
+        self.hp = SimpleNamespace(max_seq_len_source=MAX_SRC)
 
     def translate_ids(self, sources, *, beam_size=None, attention=False):
         return [SimpleNamespace(ids=list(reversed(s)), attention=None) for s in sources]
@@ -60,7 +62,7 @@ class ReversingTranslator:
 
 
 def expected_target(sentence: str) -> str:
-    return " ".join(reversed([t if t in WORDS else "<unk>" for t in sentence.split()]))
+    return " ".join(reversed([t if t in WORDS else "<unk>" for t in sentence.split()[:MAX_SRC]]))
 
 
 # ------------------------------------------------------------------------------------- bodies
@@ -166,9 +168,12 @@ def test_valid_json_and_jsonlines_parse_to_the_sentences_sent(texts, ascii_only)
         with pytest.raises(RequestError):
             parse_request(JSON, encoded)
         return
-    assert [it.source for it in parse_request(JSON, encoded)] == texts
+    # a sentence with no tokens (whitespace only) is the empty sentence (issue 19 item 8)
+    sent = [t if t.split() else "" for t in texts]
+    assert [it.source for it in parse_request(JSON, encoded)] == sent
     lines = "\n".join(json.dumps({"source": t}, ensure_ascii=ascii_only) for t in texts).encode()
-    assert [it.source for it in parse_request(JSONLINES, lines)] == texts
+    assert [it.source for it in parse_request(JSONLINES, lines)] == sent
+    assert [it.tokens for it in parse_request(JSONLINES, lines)] == [len(t.split()) for t in texts]
 
 
 @fuzz_settings(200)
@@ -235,4 +240,46 @@ def test_app_answers_every_body_with_200_or_4xx(client, data):
         sent = json.loads(body)["instances"]
         got = r.json()["predictions"]
         assert [p["target"] for p in got] == [expected_target(i["data"]) for i in sent]
+        for i, p in zip(sent, got):  # one matrix column per source token used, at most MAX_SRC
+            assert all(len(row) == min(len(i["data"].split()), MAX_SRC) for row in p.get("matrix", []))
     _good_request_works(client)
+
+
+# ---------------------------------------------------------------- per-request bounds (issue 19)
+@fuzz_settings(300)
+@given(st.lists(sentences, max_size=8), st.integers(0, 8), st.integers(0, 40), st.integers(1, 5),
+       st.sampled_from([JSON, JSONLINES, RECORDIO]))
+def test_limits_cut_sentences_and_refuse_requests_over_the_caps(texts, max_instances, max_tokens, cut, media):
+    """Every sentence is cut to ``max_source_tokens``; a request over the sentence or token cap (tokens
+    counted after the cut) is a 413 that names the cap and its variable; anything else parses."""
+    texts = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]  # no lone surrogates
+    limits = RequestLimits(max_instances=max_instances, max_tokens=max_tokens, max_source_tokens=cut)
+    if media == RECORDIO:
+        seqs = [[4 + (len(w) % 4) for w in t.split()] for t in texts]
+        body = recordio.encode_records(records.encode_ids("source", q) for q in seqs)
+        counts = [len(q) for q in seqs]
+    elif media == JSON:
+        body = json.dumps({"instances": [{"data": t} for t in texts]}).encode()
+        counts = [len(t.split()) for t in texts]
+    else:
+        body = "\n".join(json.dumps({"source": t}) for t in texts).encode()
+        counts = [len(t.split()) for t in texts]
+    used = [min(n, cut) for n in counts]
+    try:
+        items = parse_request(media, body, src_vocab_size=len(WORDS), limits=limits)
+    except RequestError as e:
+        assert e.status == 413, e.message
+        assert len(texts) > max_instances or sum(used) > max_tokens
+        named = [f"at most {max_instances} per request (S2S_MAX_INSTANCES)" in e.message,
+                 f"at most {max_tokens} per request (S2S_MAX_TOKENS)" in e.message]
+        assert any(named)  # the cap reached first while parsing; only a cap that is exceeded
+        assert not named[0] or len(texts) > max_instances
+        assert not named[1] or sum(used) > max_tokens
+        return
+    assert len(texts) <= max_instances and sum(used) <= max_tokens
+    assert [it.tokens for it in items] == used
+    if media == RECORDIO:
+        assert [it.source for it in items] == [q[:cut] for q in seqs]
+    else:
+        assert [it.source.split() for it in items] == [t.split()[:cut] for t in texts]
+        assert all(it.source == "" for it, n in zip(items, used) if n == 0)  # whitespace only is ""

@@ -3,8 +3,9 @@
 - A request never makes the server read a file: "data" such as ``../../etc/passwd`` or
   ``file:///etc/passwd`` is text to translate. Checked with a ``sys.addaudithook`` that records
   every ``open`` while requests run (the model is loaded before the window opens).
-- Sequence length is capped: a 20,000-token sentence is truncated to ``max_seq_len_source`` and the
-  answer is bounded by ``max_seq_len_target``.
+- Sequence length is capped: a 20,000-token sentence is truncated to ``max_seq_len_source``, its
+  attention matrix has ``max_seq_len_source`` columns (the tokens used) and the answer is bounded by
+  ``max_seq_len_target``. Whitespace-only sentences are empty sentences (``""`` in, ``""`` out).
 - Request bodies are never logged at INFO level or above: a unique marker sent in good, malformed
   and failing requests does not appear in any log record at INFO+.
 - Body size cap (413), by header and by stream: ``tests/test_serve_app.py::
@@ -129,8 +130,10 @@ def test_very_long_sentence_is_truncated_and_bounded(client):
     assert len(pred["target"].split()) <= hp.max_seq_len_target
     matrix = pred["matrix"]
     assert len(matrix) == len(pred["target"].split())
-    assert all(len(row) == 20_000 for row in matrix)
-    assert all(all(v == 0.0 for v in row[hp.max_seq_len_source:]) for row in matrix)  # truncated columns
+    # one column per source token the model read (issue 19 item 2: it was one per token sent, 20,000
+    # here, and a 5.4 MiB sentence made a 228 MB answer)
+    assert all(len(row) == hp.max_seq_len_source for row in matrix)
+    assert len(r.content) < 20_000
     ids = [5] * 20_000
     r = _post(client, recordio.encode_records([records.encode_ids("source", ids)]), "application/x-recordio-protobuf")
     assert r.status_code == 200
@@ -165,3 +168,44 @@ def test_client_headers_are_logged_bounded(client, caplog):
     assert r.status_code == 415
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("s2s_algorithm")]
     assert ours and all(len(m) < 300 for m in ours), [m[:100] for m in ours]
+
+
+def test_whitespace_only_sentences_translate_like_the_empty_sentence(client, monkeypatch):
+    """Issue 19 item 8: " " got a non-empty translation while "" got "". Both are the empty sentence,
+    through the server and through the Translator: "" without asking the model (which, given only
+    </s>, may say anything; this tiny model happens to say "", so the decoder calls are watched too)."""
+    import s2s_algorithm.translator as translator_module
+
+    decoded: list[list[int]] = []
+    real_decode = translator_module.translate_ids
+
+    def watched(model, sources, **kwargs):
+        decoded.extend(list(s) for s in sources)
+        return real_decode(model, sources, **kwargs)
+
+    monkeypatch.setattr(translator_module, "translate_ids", watched)
+    blanks = ["", " ", "\t \n", "\u3000", " \u2028 "]
+    r = _post(client, json.dumps({"instances": [{"data": b, "configuration": {"attention_matrix": "true"}}
+                                                for b in blanks]}).encode())
+    assert r.status_code == 200
+    assert r.json()["predictions"] == [{"target": "", "matrix": []}] * len(blanks)
+    r = _post(client, "".join(json.dumps({"source": b}) + "\n" for b in blanks).encode(), "application/jsonlines")
+    assert r.text.splitlines() == ['{"target": ""}'] * len(blanks)
+    outs = client.translator.translate(blanks + ["w1 w2"], attention=True)
+    assert [o.target for o in outs[:-1]] == [""] * len(blanks) and outs[-1].target
+    assert all(o.matrix == [] and o.source_tokens == [] for o in outs[:-1])
+    assert decoded and [] not in decoded  # the model decoded "w1 w2" and no empty source
+
+
+def test_translator_reads_only_max_seq_len_source_tokens(client):
+    """The Translator itself (used by the server, the evaluator and `translate --model-dir`) splits no
+    further than the model reads: source_tokens and the matrix columns are the tokens used."""
+    tr = client.translator
+    n = int(tr.hp.max_seq_len_source)
+    long = " ".join(f"w{i % 20}" for i in range(5 * n))
+    (out,) = tr.translate([long], attention=True)
+    assert out.source_tokens == long.split()[:n]
+    assert all(len(row) == n for row in out.matrix)
+    assert out.target == tr.translate([" ".join(long.split()[:n])])[0].target
+    (ids_out,) = tr.translate_ids([[5] * (3 * n)], attention=True)
+    assert ids_out.attention.shape == (len(ids_out.ids), n)

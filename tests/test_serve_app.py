@@ -39,7 +39,8 @@ class FakeTranslator:
     ``oom_above``; block each call on ``gate`` until the test releases it.
     """
 
-    def __init__(self, *, oom_above: int | None = None, gate: threading.Event | None = None):
+    def __init__(self, *, oom_above: int | None = None, gate: threading.Event | None = None,
+                 max_seq_len_source: int | None = None):
         self.src_vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
         self.trg_vocab = {w: i for i, w in enumerate(SPECIALS + [w.upper() for w in WORDS])}
         self.itos = SPECIALS + [w.upper() for w in WORDS]
@@ -47,12 +48,16 @@ class FakeTranslator:
         self.oom_above = oom_above
         self.gate = gate
         self.calls: list[int] = []
+        self.sources: list[list[list[int]]] = []   # the sources of each call
         self.attention_flags: list[bool] = []
+        if max_seq_len_source is not None:
+            self.hp = SimpleNamespace(max_seq_len_source=max_seq_len_source)
         self._lock = threading.Lock()
 
     def translate_ids(self, sources, *, beam_size=None, attention=False):
         with self._lock:
             self.calls.append(len(sources))
+            self.sources.append([list(s) for s in sources])
             self.attention_flags.append(attention)
         if self.gate is not None:
             assert self.gate.wait(30), "test gate never opened"
@@ -507,6 +512,12 @@ def test_settings_from_env():
         ServerSettings.from_env({"S2S_MAX_BATCH_SIZE": "0"})
     with pytest.raises(InputError, match="S2S_DYNAMIC_BATCHING"):
         ServerSettings.from_env({"S2S_DYNAMIC_BATCHING": "sometimes"})
+    s = ServerSettings.from_env({"S2S_MAX_INSTANCES": "10", "S2S_MAX_TOKENS": "99", "S2S_READ_TIMEOUT_S": "1.5"})
+    assert (s.max_instances, s.max_tokens, s.read_timeout_s) == (10, 99, 1.5)
+    assert (d.max_instances, d.max_tokens, d.read_timeout_s) == (200_000, 2_000_000, 20.0)
+    for name in ("S2S_MAX_INSTANCES", "S2S_MAX_TOKENS", "S2S_READ_TIMEOUT_S"):
+        with pytest.raises(InputError, match=name):
+            ServerSettings.from_env({name: "0"})
 
 
 def test_negotiate_accept():
@@ -521,3 +532,194 @@ def test_negotiate_accept():
     with pytest.raises(RequestError) as e:
         negotiate_accept("application/json;q=0, text/plain", "application/json")
     assert e.value.status == 406
+
+
+# ------------------------------------------------------------------ bounded, fair work (issue 19)
+def test_sentences_are_cut_to_max_seq_len_source_and_the_matrix_has_the_columns_used():
+    """The model reads a sentence's first max_seq_len_source tokens; the server cuts it there when it
+    parses the body, so the translator never sees the rest and the matrix has one column per token used."""
+    fake = FakeTranslator(max_seq_len_source=3)
+    with client_for(fake) as c:
+        r = post_json(c, {"instances": [{"data": "a b c d e a b", "configuration": {"attention_matrix": "true"}},
+                                        {"data": "e d"}]})
+        assert r.status_code == 200, r.text
+        first, second = r.json()["predictions"]
+        assert first["target"] == "C B A" and second == {"target": "D E"}
+        assert first["matrix"] == [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+        body = recordio_body([[4, 5, 6, 7, 8, 9]])
+        r = c.post("/invocations", content=body, headers={"Content-Type": "application/x-recordio-protobuf",
+                                                          "Accept": "application/json"})
+        assert r.json() == {"predictions": [{"target": "C B A"}]}
+    assert sorted(map(len, (s for call in fake.sources for s in call))) == [2, 3, 3]
+
+
+def recordio_body(sources):
+    from s2s_aws.formats import recordio, records
+
+    return recordio.encode_records(records.encode_ids("source", s) for s in sources)
+
+
+def test_whitespace_only_sentences_are_empty_sentences():
+    fake = FakeTranslator()
+    with client_for(fake) as c:
+        r = post_json(c, {"instances": [{"data": " \t\u3000\n", "configuration": {"attention_matrix": "true"}},
+                                        {"data": ""}, {"data": "  a "}]})
+        assert r.json() == {"predictions": [{"target": "", "matrix": []}, {"target": ""}, {"target": "A"}]}
+    assert fake.sources == [[[4]]]  # no model call for the two empty ones
+
+
+def test_too_many_sentences_or_tokens_is_413_naming_the_limit():
+    fake = FakeTranslator(max_seq_len_source=4)
+    with client_for(fake, max_instances=5, max_tokens=12) as c:
+        r = post_json(c, {"instances": [{"data": "a"}] * 6})
+        assert r.status_code == 413
+        assert "6 sentences" in r.text and "at most 5 per request (S2S_MAX_INSTANCES)" in r.text
+        lines = "".join(json.dumps({"source": "a b"}) + "\n" for _ in range(9))
+        r = c.post("/invocations", content=lines.encode(), headers={"Content-Type": "application/jsonlines"})
+        assert r.status_code == 413 and "at most 5 per request (S2S_MAX_INSTANCES)" in r.text
+        r = c.post("/invocations", content=recordio_body([[4]] * 7),
+                   headers={"Content-Type": "application/x-recordio-protobuf"})
+        assert r.status_code == 413 and "7 sentences" in r.text
+        # tokens are counted as the model reads them: 4 sentences of 100 words are 16 tokens
+        r = post_json(c, {"instances": [{"data": "a " * 100}] * 4})
+        assert r.status_code == 413
+        assert "more than 12 source tokens, each sentence counted up to its first 4" in r.text
+        assert "(S2S_MAX_TOKENS)" in r.text
+        r = post_json(c, {"instances": [{"data": "a " * 100}] * 3})  # 12 tokens used: fine
+        assert r.status_code == 200 and r.json()["predictions"][0]["target"] == "A A A A"
+        assert fake.calls == [3]
+        good_request_works(c)
+
+
+def test_default_limits_take_a_6_mb_batch_of_real_sized_sentences():
+    """The defaults refuse nothing a 6 MB batch of ordinary sentences holds (8 words each: 150,000
+    lines, 1.2 M tokens), but do refuse a 6 MB request of one-word sentences (390,000)."""
+    from s2s_algorithm.serving_formats import JSONLINES, RequestLimits, parse_request
+
+    d = ServerSettings()
+    limits = RequestLimits(max_instances=d.max_instances, max_tokens=d.max_tokens, max_source_tokens=100)
+    line = json.dumps({"source": "a bb c dd e ff g hh"}).encode() + b"\n"
+    body = line * (6 * 1024 * 1024 // len(line))
+    items = parse_request(JSONLINES, body, limits=limits)
+    assert len(items) > 150_000 and sum(it.tokens for it in items) > 1_200_000
+    one_word = (json.dumps({"source": "a"}).encode() + b"\n") * 390_000
+    assert len(one_word) <= 6 * 1024 * 1024
+    with pytest.raises(RequestError) as e:
+        parse_request(JSONLINES, one_word, limits=limits)
+    assert e.value.status == 413 and "S2S_MAX_INSTANCES" in e.value.message
+
+
+class StepGate:
+    """Each decode call waits for its own permit: the test lets the model make one call at a time."""
+
+    def __init__(self) -> None:
+        self.permits = threading.Semaphore(0)
+
+    def wait(self, timeout):
+        return self.permits.acquire(timeout=timeout)
+
+    def release(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.permits.release()
+
+
+@pytest.mark.parametrize("dynamic_batching", [True, False])
+def test_a_small_request_is_served_between_slices_of_a_large_one(dynamic_batching):
+    """Fair scheduling: a one-sentence request that arrives while a 40-sentence request is decoding
+    goes into the very next decode call, not after the whole large request (first come first served
+    made it wait for all 10 calls of the large one; issue 19 item 3)."""
+    gate = StepGate()
+    fake = FakeTranslator(gate=gate)
+    app = create_app(fake, settings=ServerSettings(max_batch_size=4, dynamic_batching=dynamic_batching))
+    large = {"instances": [{"data": "a b"}] * 40}
+    with TestClient(app) as c, ThreadPoolExecutor(2) as pool:
+        big = pool.submit(post_json, c, large)
+        _wait_until(lambda: len(fake.calls) == 1)         # the large request's first slice is decoding
+        small = pool.submit(post_json, c, {"instances": [{"data": "c d e"}]})
+        if dynamic_batching:
+            _wait_until(lambda: app.state.s2s.batcher.queued_sentences == 36 + 1)
+        else:  # the small request waits for the model
+            _wait_until(lambda: len(app.state.s2s.batcher._idle._getters) == 1)
+        gate.release(100)
+        assert small.result(30).json() == {"predictions": [{"target": "E D C"}]}
+        assert [p["target"] for p in big.result(30).json()["predictions"]] == ["B A"] * 40
+    small_ids = [6, 7, 8]
+    call = next(i for i, srcs in enumerate(fake.sources) if small_ids in srcs)
+    assert call == 1, fake.calls
+    assert sum(fake.calls) == 41 and max(fake.calls) <= 4
+
+
+def test_fair_batches_share_the_room_between_requests():
+    """Max-min fairness inside one batch: small requests get all they need, large ones split the rest."""
+    gate = StepGate()
+    fake = FakeTranslator(gate=gate)
+    app = create_app(fake, settings=ServerSettings(max_batch_size=8))
+    with TestClient(app) as c, ThreadPoolExecutor(4) as pool:
+        first = pool.submit(post_json, c, {"instances": [{"data": "a"}]})
+        _wait_until(lambda: len(fake.calls) == 1)
+        docs = [{"instances": [{"data": "b"}] * 20}, {"instances": [{"data": "c"}] * 20},
+                {"instances": [{"data": "d"}] * 2}]
+        futures = [pool.submit(post_json, c, d) for d in docs]
+        _wait_until(lambda: app.state.s2s.batcher.queued_sentences == 42)
+        gate.release(100)
+        assert first.result(30).status_code == 200
+        assert all(f.result(30).status_code == 200 for f in futures)
+    second = sorted(s[0] for s in fake.sources[1])
+    assert second == [5, 5, 5, 6, 6, 6, 7, 7]   # "d" x 2 whole, 3 + 3 of the large ones
+
+
+def test_large_bodies_are_parsed_and_answers_encoded_off_the_event_loop(monkeypatch):
+    """While a large body is being parsed, /ping answers: the parse runs in a helper thread. Here the
+    parse blocks until /ping has answered (or 30 s pass): on the event loop it would block /ping too,
+    and /ping would come second (issue 19 item 3: /ping took 2.6 s during a 6 MB RecordIO request)."""
+    import s2s_algorithm.serve as serve
+
+    real_parse, real_encode = serve.parse_request, serve.encode_response
+    ping_done = threading.Event()
+    events: list[str] = []
+    threads: dict[str, str] = {}
+
+    def slow_parse(*args, **kwargs):
+        threads["parse"] = threading.current_thread().name
+        ping_done.wait(30)
+        events.append("parsed")
+        return real_parse(*args, **kwargs)
+
+    def encode(*args, **kwargs):
+        threads["encode"] = threading.current_thread().name
+        return real_encode(*args, **kwargs)
+
+    monkeypatch.setattr(serve, "parse_request", slow_parse)
+    monkeypatch.setattr(serve, "encode_response", encode)
+    body = recordio_body([[4, 5, 6]] * 20_000)     # about 600 KB
+    with client_for(max_batch_size=64) as c, ThreadPoolExecutor(1) as pool:
+        big = pool.submit(c.post, "/invocations", content=body,
+                          headers={"Content-Type": "application/x-recordio-protobuf"})
+        _wait_until(lambda: "parse" in threads)
+        assert c.get("/ping").status_code == 200
+        events.append("ping")
+        ping_done.set()
+        r = big.result(60)
+    assert r.status_code == 200
+    assert events == ["ping", "parsed"]
+    assert threads["parse"].startswith("s2s-parse") and threads["encode"].startswith("s2s-parse")
+
+
+def test_request_timeout_covers_parsing(monkeypatch):
+    """The request timeout counts from the request's arrival: a parse that outlasts it is a 504 too."""
+    import s2s_algorithm.serve as serve
+
+    release = threading.Event()
+    real_parse = serve.parse_request
+
+    def stuck_parse(*args, **kwargs):
+        release.wait(30)
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(serve, "parse_request", stuck_parse)
+    with client_for(request_timeout_s=0.3) as c:
+        r = c.post("/invocations", content=recordio_body([[4, 5]] * 10_000),
+                   headers={"Content-Type": "application/x-recordio-protobuf"})
+        release.set()
+        assert r.status_code == 504 and "S2S_REQUEST_TIMEOUT_S" in r.text
+        good_request_works(c)

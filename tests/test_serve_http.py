@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -81,7 +82,8 @@ def test_json_with_and_without_attention(http, single_answers, model_dir):
     for p in preds:
         assert all(tok in trg_vocab for tok in p["target"].split())
 
-    long_source = " ".join(["w5"] * 150)  # beyond max_seq_len_source: truncated, columns kept
+    long_source = " ".join(["w5"] * 150)  # beyond max_seq_len_source: truncated, one column per token used
+    max_src = int(json.loads((model_dir / "hyperparameters.json").read_text())["max_seq_len_source"])
     docs = [{"data": s, "configuration": {"attention_matrix": "true"}} for s in SENTENCES + [long_source]]
     r = post_json(http, {"instances": docs})
     assert r.status_code == 200
@@ -90,7 +92,7 @@ def test_json_with_and_without_attention(http, single_answers, model_dir):
     for doc, p in zip(docs, preds):
         matrix = p["matrix"]
         assert len(matrix) == len(p["target"].split())
-        assert all(len(row) == len(doc["data"].split()) for row in matrix)
+        assert all(len(row) == min(len(doc["data"].split()), max_src) for row in matrix)
         assert all(0.0 <= x <= 1.0 + 1e-5 for row in matrix for x in row)
 
 
@@ -196,3 +198,75 @@ def test_broken_model_dir_exits_1(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "failed to load" in proc.stderr
+
+
+def _stalled_body(port: int) -> socket.socket:
+    """A POST that declares 1,000 body bytes and sends 12, then nothing (a stalled or dripping client)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 1000\r\n\r\n" + b'{"instances"')
+    return sock
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    with sock:
+        while True:
+            chunk = sock.recv(65536)  # socket.timeout (30 s) when the server never answers or closes
+            if not chunk:
+                return data
+            data += chunk
+
+
+def _no_error_in(log: str) -> None:
+    assert "Traceback" not in log and " ERROR " not in log, log[-3000:]
+
+
+def test_a_stalled_body_is_408_and_its_connection_closed(model_dir, tmp_path):
+    """Issue 19 item 3: a body that stops arriving was held forever. Now S2S_READ_TIMEOUT_S answers
+    408 and closes the connection; no traceback; the server keeps serving."""
+    srv = ServeProcess(model_dir, env_extra={"S2S_READ_TIMEOUT_S": "1"}, log_path=tmp_path / "serve.log",
+                       log_level="info")
+    try:
+        srv.wait_ready()
+        answers = [_read_until_closed(s) for s in [_stalled_body(srv.port) for _ in range(3)]]
+        for a in answers:
+            assert a.startswith(b"HTTP/1.1 408"), a[:200]
+            assert b"S2S_READ_TIMEOUT_S" in a and b"connection: close" in a.lower()
+        r = httpx.post(srv.url + "/invocations", json={"instances": [{"data": "w1 w2"}]}, timeout=60)
+        assert r.status_code == 200
+    finally:
+        assert srv.stop() == 0
+    _no_error_in(srv.log())
+
+
+def test_sigterm_with_stalled_bodies_answers_them_503_and_stops_at_once(model_dir, tmp_path):
+    """Issue 19 item 3: SIGTERM with three stalled bodies open waited for uvicorn's 60 s graceful
+    timeout, then answered 500 with ERROR tracebacks. Now the stop answers them 503 (connection
+    closed) and exits 0 without waiting (the read timeout is 300 s here, so only the stop can end
+    them), while a request in flight still gets its answer."""
+    srv = ServeProcess(model_dir, env_extra={"S2S_READ_TIMEOUT_S": "300", "S2S_MAX_BATCH_SIZE": "4"},
+                       log_path=tmp_path / "serve.log", log_level="debug")
+    try:
+        srv.wait_ready()
+        stalled = [_stalled_body(srv.port) for _ in range(3)]
+        doc = {"instances": [{"data": SENTENCES[i % len(SENTENCES)]} for i in range(40)]}
+        with ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(lambda: httpx.post(srv.url + "/invocations", json=doc, timeout=60))
+            end = time.monotonic() + 60
+            while "40 sentences, answer as" not in srv.log():
+                assert time.monotonic() < end, srv.log()
+                time.sleep(0.01)
+            srv.proc.send_signal(signal.SIGTERM)
+            answers = [_read_until_closed(s) for s in stalled]
+            assert srv.proc.wait(30) == 0   # uvicorn's own graceful timeout would be 60 s
+            r = busy.result()
+    finally:
+        srv.stop()
+    for a in answers:
+        assert a.startswith(b"HTTP/1.1 503"), a[:200]
+        assert b"shutting down" in a
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 40
+    log = srv.log()
+    assert "server stopped" in log
+    _no_error_in(log)

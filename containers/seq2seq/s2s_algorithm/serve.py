@@ -11,8 +11,9 @@ HTTP on ``$SAGEMAKER_BIND_TO_PORT`` or 8080, the SageMaker hosting interface:
 Why starlette + uvicorn (ASGI) rather than a WSGI stack such as gunicorn + flask: dynamic batching
 needs many requests in flight at once, waiting a few milliseconds for each other and then sharing
 one decode call. In asyncio that is a queue and a timer (:mod:`.serving_batcher`); the model itself
-runs in one worker thread per model copy, so the event loop stays responsive (``/ping`` answers
-while a batch decodes). A WSGI stack would need a thread or process per waiting request and
+runs in one worker thread per model copy, and large bodies are parsed and large answers encoded in
+a small thread pool, so the event loop stays responsive (``/ping`` answers while a batch decodes or
+a 6 MB body is parsed). A WSGI stack would need a thread or process per waiting request and
 cross-process plumbing to merge them, and several worker processes would each load a model copy.
 Here there is exactly one model copy per device (one per GPU, or one on the CPU).
 
@@ -23,13 +24,29 @@ Settings come from the environment (invalid values stop the server with a clear 
 ``S2S_BATCH_WINDOW_MS``    longest the oldest queued sentence waits for others     5
                            (<= 0.4 x recent decode time; 0 for a lone client)
 ``S2S_DYNAMIC_BATCHING``   ``false``: decode each request on its own               true
-``S2S_REQUEST_TIMEOUT_S``  a request still undecoded after this answers 504        55
+``S2S_REQUEST_TIMEOUT_S``  a request not answered this long after it arrived        55
+                           answers 504 (covers reading, parsing, decoding, encoding)
+``S2S_READ_TIMEOUT_S``     a body not received within this answers 408, and the    20
+                           connection is closed (a stalled or dripping client)
 ``S2S_MAX_PAYLOAD_MB``     request body cap (413 above it)                         6
+``S2S_MAX_INSTANCES``      most sentences in one request (413 above it)            200000
+``S2S_MAX_TOKENS``         most source tokens in one request, each sentence        2000000
+                           counted up to ``max_seq_len_source`` (413 above it)
 ``S2S_BEAM_SIZE``          beam size (1 = greedy)                     the model's ``beam_size``
 =========================  ======================================================  =========
 
+Bounded work per request: a sentence is cut to the model's ``max_seq_len_source`` tokens when the
+body is parsed, so its attention matrix has one column per source token actually used (at most
+``max_seq_len_source``; the tokens after them are not read) and one row per output token (at most
+``max_seq_len_target``). A sentence with no tokens (``""`` or whitespace only) translates to ``""``.
+The instance and token caps' defaults are far above what a 6 MB batch of real sentences holds (a
+6 MB jsonlines batch of the enja training set's English side: 131,000 sentences, 1.02 M tokens), so
+they refuse only degenerate requests (for example 400,000 one-word sentences). Large requests are
+decoded in slices interleaved with the other requests' work (:mod:`.serving_batcher`).
+
 Request bodies are never logged at INFO level (DEBUG logs sizes and counts only). SIGTERM stops
-accepting connections, finishes the requests in flight, then exits.
+accepting connections, answers 503 to requests whose body has not fully arrived (their connection
+is closed), finishes the requests in flight, then exits.
 
 Example::
 
@@ -42,11 +59,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -59,7 +78,8 @@ from starlette.routing import Route
 from s2s_aws.errors import InputError
 
 from .serving_batcher import DynamicBatcher, ModelRunner
-from .serving_formats import RequestError, encode_response, negotiate_accept, normalize_content_type, parse_request
+from .serving_formats import (RequestError, RequestLimits, encode_response, negotiate_accept, normalize_content_type,
+                              parse_request)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +88,10 @@ __all__ = ["ServerSettings", "create_app", "load_translators", "main"]
 MIB = 1024 * 1024
 # a body declared or streamed past this is not read to its end: the connection is dropped
 _DRAIN_LIMIT = 64 * MIB
+# bodies above this size are parsed in the helper thread pool (smaller ones cost less than the hop)
+_PARSE_IN_THREAD_BYTES = 64 * 1024
+# answers above this many items or attention cells are encoded in the helper thread pool
+_ENCODE_IN_THREAD_COST = 2048
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
@@ -116,7 +140,10 @@ class ServerSettings:
     batch_window_ms: float = 5.0
     dynamic_batching: bool = True
     request_timeout_s: float = 55.0
+    read_timeout_s: float = 20.0
     max_payload_bytes: int = 6 * MIB
+    max_instances: int = 200_000
+    max_tokens: int = 2_000_000
     beam_size: int | None = None
 
     @classmethod
@@ -129,7 +156,10 @@ class ServerSettings:
             batch_window_ms=_env_float(env, "S2S_BATCH_WINDOW_MS", 5.0, 0.0),
             dynamic_batching=_env_bool(env, "S2S_DYNAMIC_BATCHING", True),
             request_timeout_s=_env_float(env, "S2S_REQUEST_TIMEOUT_S", 55.0, 0.001),
+            read_timeout_s=_env_float(env, "S2S_READ_TIMEOUT_S", 20.0, 0.001),
             max_payload_bytes=_env_int(env, "S2S_MAX_PAYLOAD_MB", 6, 1) * MIB,
+            max_instances=_env_int(env, "S2S_MAX_INSTANCES", 200_000, 1),
+            max_tokens=_env_int(env, "S2S_MAX_TOKENS", 2_000_000, 1),
             beam_size=beam,
         )
 
@@ -141,7 +171,20 @@ class _State:
     error: str | None = None
     batcher: DynamicBatcher | None = None
     src_vocab_size: int | None = None
+    limits: RequestLimits = field(default_factory=RequestLimits)
     started: float = field(default_factory=time.monotonic)
+    stopping: bool = False
+    # the read timeouts of bodies being received (a graceful stop expires them at once)
+    body_reads: set = field(default_factory=set)
+    helpers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="s2s-parse"))
+
+    def begin_stop(self) -> None:
+        """The server is stopping: bodies still arriving are answered 503 now (call on the event loop)."""
+        self.stopping = True
+        now = asyncio.get_running_loop().time()
+        for timeout in list(self.body_reads):
+            timeout.reschedule(now)
 
     async def become_ready(self, translators: Sequence[Any]) -> None:
         s = self.settings
@@ -155,6 +198,10 @@ class _State:
         await batcher.start()
         vocab = translators[0].src_vocab
         self.src_vocab_size = max(vocab.values()) + 1 if vocab else 0
+        hp = getattr(translators[0], "hp", None)
+        max_src = getattr(hp, "max_seq_len_source", None)
+        self.limits = RequestLimits(max_instances=s.max_instances, max_tokens=s.max_tokens,
+                                    max_source_tokens=int(max_src) if max_src is not None else None)
         self.batcher = batcher
         self.status = "ready"
         logger.info("model ready after %.1f s: %d copy(ies), dynamic batching %s (max %d sentences, %.1f ms window)",
@@ -162,12 +209,29 @@ class _State:
                     s.max_batch_size, s.batch_window_ms)
 
 
-def _error(status: int, message: str) -> Response:
-    return PlainTextResponse(message + "\n", status_code=status)
+def _error(status: int, message: str, close: bool = False) -> Response:
+    return PlainTextResponse(message + "\n", status_code=status, headers={"Connection": "close"} if close else None)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, or 413 when it is over ``limit`` (declared or actually sent)."""
+async def _read_body(request: Request, state: _State, deadline: float) -> bytes:
+    """The request body; 413 when it is over the payload cap (declared or actually sent), 408 when it
+    has not arrived by ``deadline`` (loop time), 503 when the server stops while it arrives."""
+    try:
+        async with asyncio.timeout_at(deadline if not state.stopping else 0) as timeout:
+            state.body_reads.add(timeout)
+            try:
+                return await _read_body_within(request, state.settings.max_payload_bytes)
+            finally:
+                state.body_reads.discard(timeout)
+    except TimeoutError:
+        if state.stopping:
+            raise RequestError(503, "the server is shutting down and this request's body had not fully "
+                                    "arrived; send it again (to another instance)") from None
+        raise RequestError(408, f"the request body did not arrive within {state.settings.read_timeout_s:g} s "
+                                "(S2S_READ_TIMEOUT_S); send the whole body at once") from None
+
+
+async def _read_body_within(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     too_large = False
     if declared is not None:
@@ -192,6 +256,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if too_large:
         raise RequestError(413, _too_large_message(size, limit))
     return b"".join(chunks)
+
+
+def _encoding_cost(items: Sequence[Any], results: Sequence[Any]) -> int:
+    """Items plus attention cells to write: above :data:`_ENCODE_IN_THREAD_COST` the answer is
+    encoded off the event loop."""
+    cost = len(items)
+    for it, r in zip(items, results):
+        if it.attention and r.matrix:
+            cost += len(r.matrix) * len(r.matrix[0])
+    return cost
 
 
 def _loggable(header: str | None, limit: int = 64) -> str:
@@ -247,8 +321,10 @@ def create_app(translators: Any = None, *, loader: Callable[[], Sequence[Any]] |
         finally:
             if load_task is not None and not load_task.done():
                 load_task.cancel()
+            state.stopping = True
             if state.batcher is not None:
                 await state.batcher.stop(timeout=state.settings.request_timeout_s)
+            state.helpers.shutdown(wait=False, cancel_futures=True)
             logger.info("server stopped")
 
     async def ping(request: Request) -> Response:
@@ -267,35 +343,60 @@ def create_app(translators: Any = None, *, loader: Callable[[], Sequence[Any]] |
         })
 
     async def invocations(request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        settings = state.settings
+        arrived = loop.time()
+        deadline = arrived + settings.request_timeout_s
         content_type = request.headers.get("content-type")
         try:
-            body = await _read_body(request, state.settings.max_payload_bytes)
+            body = await _read_body(request, state, min(deadline, arrived + settings.read_timeout_s))
             if state.status != "ready":
                 if state.status == "failed":
                     raise RequestError(503, f"the model failed to load ({state.error}); see the server log")
                 raise RequestError(503, "the model is still loading; retry once GET /ping answers 200")
             media = normalize_content_type(content_type)
-            items = parse_request(content_type, body, src_vocab_size=state.src_vocab_size)
             accept = negotiate_accept(request.headers.get("accept"), default=media or "")
+            parse = functools.partial(parse_request, content_type, body, src_vocab_size=state.src_vocab_size,
+                                      limits=state.limits)
+            if len(body) > _PARSE_IN_THREAD_BYTES:
+                items = await asyncio.wait_for(loop.run_in_executor(state.helpers, parse),
+                                               max(0.0, deadline - loop.time()))
+            else:
+                items = parse()
         except RequestError as e:
             logger.info("answered %d to a %s request of %s bytes", e.status, _loggable(content_type),
                         _loggable(request.headers.get("content-length", "?")))
             logger.debug("%d: %s", e.status, e.message)
-            return _error(e.status, e.message)
-        logger.debug("%s request: %d bytes, %d sentences, answer as %s", media, len(body), len(items), accept)
+            return _error(e.status, e.message, close=e.status == 408 or state.stopping)
+        except asyncio.TimeoutError:
+            return _timed_out(f"a request of {len(body)} bytes was not parsed")
+        del body
+        logger.debug("%s request: %d sentences, answer as %s", media, len(items), accept)
         assert state.batcher is not None
         try:
-            results = await asyncio.wait_for(state.batcher.submit(items), state.settings.request_timeout_s)
+            results = await asyncio.wait_for(state.batcher.submit(items), max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
-            logger.warning("a request of %d sentences was not decoded within %g s", len(items),
-                           state.settings.request_timeout_s)
-            return _error(504, f"the translation did not finish within {state.settings.request_timeout_s:g} s; "
-                               "send fewer or shorter sentences per request")
+            return _timed_out(f"a request of {len(items)} sentences was not decoded")
         except Exception as e:
             logger.error("the model failed on a request of %d sentences: %s: %s", len(items), type(e).__name__, e,
                          exc_info=logger.isEnabledFor(logging.DEBUG))
             return _error(500, f"the model failed to translate this request: {type(e).__name__}: {e}")
-        return Response(encode_response(accept, items, results), media_type=accept)
+        encode = functools.partial(encode_response, accept, items, results)
+        if _encoding_cost(items, results) > _ENCODE_IN_THREAD_COST:
+            try:
+                answer = await asyncio.wait_for(loop.run_in_executor(state.helpers, encode),
+                                                max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                return _timed_out(f"the answer to a request of {len(items)} sentences was not encoded")
+        else:
+            answer = encode()
+        return Response(answer, media_type=accept)
+
+    def _timed_out(what: str) -> Response:
+        timeout = state.settings.request_timeout_s
+        logger.warning("%s within %g s", what, timeout)
+        return _error(504, f"the translation did not finish within {timeout:g} s (S2S_REQUEST_TIMEOUT_S); "
+                           "send fewer or shorter sentences per request")
 
     app = Starlette(
         routes=[
@@ -339,6 +440,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, telling the app when a graceful stop begins: bodies still arriving are
+        answered 503 at once instead of holding the stop until uvicorn's own timeout cancels them
+        (which logs ERROR tracebacks and answers 500)."""
+
+        def __init__(self, config: Any, state: _State):
+            super().__init__(config)
+            self._s2s_state = state
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            self._s2s_state.begin_stop()
+            await super().shutdown(sockets=sockets)
+
+    return Server
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console script ``s2s-serve``: load the model and serve until SIGTERM/SIGINT."""
     import uvicorn
@@ -367,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(app, host=args.host, port=port, log_level=args.log_level, lifespan="on",
                             timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
                             timeout_keep_alive=75)
-    server = uvicorn.Server(config)
+    server = _server_class()(config, app.state.s2s)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish), then re-raises the
     # signal under the handlers it found; these make that re-raise a no-op, so a graceful stop exits 0
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -5,7 +5,15 @@ model is only ever called from that thread and the asyncio event loop never bloc
 :class:`DynamicBatcher` queues the sentences of concurrent requests; when a model copy is free it
 waits a short window (``S2S_BATCH_WINDOW_MS``) after the oldest queued sentence for more to arrive,
 then decodes up to ``S2S_MAX_BATCH_SIZE`` sentences, from any number of requests, in one call and
-routes each result back to its request. A large request is split across several batches. The
+routes each result back to its request.
+
+Scheduling is fair between requests, not first come first served: each batch is shared among the
+queued requests by max-min fairness (every request gets an equal share of the batch; a request that
+needs less leaves the rest to the others), and the queue turns after each batch. A large request is
+therefore decoded in slices interleaved with the other requests' work: a one-sentence request that
+arrives while a 100,000-sentence request is decoding is in the next batch. (With dynamic batching
+off, a request takes the model for one slice of ``S2S_MAX_BATCH_SIZE`` sentences at a time, queueing
+again after each.) The
 window is at most :data:`WINDOW_FRACTION` of the recent decode-call time (waiting longer than a
 fraction of a decode costs more latency than merging saves), and it is skipped while there is no
 concurrency to wait for: one request queued and the previous decode call served one request alone
@@ -73,14 +81,14 @@ class ModelRunner:
         """Translate ``items`` (any mix of kinds); one result per item, same order."""
         results: list[Result | None] = [None] * len(items)
         for kind in ("text", "ids"):
-            idx = [i for i, it in enumerate(items) if it.kind == kind and len(it.source) > 0]
+            idx = [i for i, it in enumerate(items) if it.kind == kind and it.tokens > 0]
             for start in range(0, len(idx), self.max_batch_size):
                 chunk = idx[start:start + self.max_batch_size]
                 out = self._run_split([items[i] for i in chunk])
                 for i, r in zip(chunk, out):
                     results[i] = r
         for i, it in enumerate(items):
-            if results[i] is None:  # empty source: empty translation, no model call
+            if results[i] is None:  # no tokens ("" or whitespace): empty translation, no model call
                 results[i] = Result(target="", ids=[], matrix=[] if it.attention else None)
         return results  # type: ignore[return-value]
 
@@ -207,7 +215,7 @@ class DynamicBatcher:
 
     @property
     def queued_sentences(self) -> int:
-        return sum(j.remaining for j in self._pending)
+        return sum(j.remaining for j in self._pending if not j.future.done())
 
     async def start(self) -> None:
         self._idle = asyncio.Queue()
@@ -225,11 +233,7 @@ class DynamicBatcher:
             return []
         loop = asyncio.get_running_loop()
         if not self.enabled:
-            runner = await self._idle.get()
-            try:
-                return await loop.run_in_executor(runner.executor, runner.run, items)
-            finally:
-                self._idle.put_nowait(runner)
+            return await self._submit_alone(items)
         job = _Job(items=list(items), future=loop.create_future(), arrived=loop.time())
         self._pending.append(job)
         self._wakeup.set()
@@ -253,6 +257,24 @@ class DynamicBatcher:
             r.close()
 
     # -- internals -----------------------------------------------------------------------------
+    async def _submit_alone(self, items: list[Item]) -> list[Result]:
+        """No batching: the request's own decode calls, one slice of ``max_batch_size`` at a time,
+        giving the model back between slices so that other requests' slices run in between."""
+        assert self._idle is not None
+        loop = asyncio.get_running_loop()
+        results: list[Result] = []
+        for start in range(0, len(items), self.max_batch_size):
+            if start:
+                await asyncio.sleep(0)  # let a request already waiting for the model take it first
+            runner = await self._idle.get()
+            try:
+                self.batches_run += 1
+                results += await loop.run_in_executor(runner.executor, runner.run,
+                                                      items[start:start + self.max_batch_size])
+            finally:
+                self._idle.put_nowait(runner)
+        return results
+
     def _live_pending(self) -> bool:
         while self._pending and self._pending[0].future.done():  # cancelled (timeout, disconnect)
             self._pending.popleft()
@@ -268,7 +290,7 @@ class DynamicBatcher:
                 await self._wakeup.wait()
             # wait for more sentences: until the window after the oldest job closes or a batch is full
             # (unless no concurrency was seen: one job queued after a call that served one job)
-            deadline = self._pending[0].arrived + self.window
+            deadline = min(j.arrived for j in self._pending) + self.window
             concurrent = len(self._pending) > 1 or self._last_jobs > 1
             if concurrent and self.window > 0 and self.queued_sentences < self.max_batch_size:
                 self.windows_waited += 1
@@ -291,16 +313,39 @@ class DynamicBatcher:
             task.add_done_callback(self._running.discard)
 
     def _take_batch(self) -> _Batch:
-        batch: _Batch = []
+        """The next batch: up to ``max_batch_size`` sentences shared fairly among the queued requests.
+
+        Max-min fairness: each open request gets an equal share of the room left; a request that
+        needs less than its share leaves the rest to the others, and the shares are recomputed until
+        the batch is full or every request is served. Then the queue turns: requests that got nothing
+        (more requests than room) come first next time, the ones served go to the back."""
+        jobs = [j for j in self._pending if not j.future.done()]  # drops timed-out / disconnected ones
+        take = [0] * len(jobs)
         room = self.max_batch_size
-        while room > 0 and self._live_pending():
-            job = self._pending[0]
-            n = min(room, job.remaining)
-            batch.append((job, job.next_index, job.next_index + n))
-            job.next_index += n
-            room -= n
-            if job.remaining == 0:
-                self._pending.popleft()
+        open_jobs = list(range(len(jobs)))
+        while room > 0 and open_jobs:
+            share = max(1, room // len(open_jobs))
+            still_open = []
+            for k in open_jobs:
+                if room == 0:
+                    break
+                n = min(share, jobs[k].remaining - take[k], room)
+                take[k] += n
+                room -= n
+                if jobs[k].remaining > take[k]:
+                    still_open.append(k)
+            open_jobs = still_open
+        batch: _Batch = []
+        waiting, served = [], []
+        for job, n in zip(jobs, take):
+            if n:
+                batch.append((job, job.next_index, job.next_index + n))
+                job.next_index += n
+                if job.remaining:
+                    served.append(job)
+            else:
+                waiting.append(job)
+        self._pending = deque(waiting + served)
         return batch
 
     async def _run_batch(self, runner: ModelRunner, batch: _Batch) -> None:

@@ -11,6 +11,14 @@ The wire formats are those of the contract (``CONTRACT.md``, "Inference formats"
 
 Any input type can be answered in any output type the ``Accept`` header asks for; the default
 answer type is the input type.
+
+Per-request bounds (:class:`RequestLimits`, set by the server from its settings and the model):
+a sentence is cut to its first ``max_source_tokens`` tokens (ids) while it is parsed, because the
+model reads no more (``max_seq_len_source``); so its attention matrix has one column per token
+actually used, at most ``max_source_tokens``, and no later work sees the rest. A sentence with no
+tokens (``""`` or whitespace only) is empty: its translation is ``""`` without a model call. A
+request of more than ``max_instances`` sentences, or more than ``max_tokens`` source tokens (each
+sentence counted up to ``max_source_tokens``), is refused with 413 naming the limit.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ __all__ = [
     "RECORDIO",
     "SUPPORTED_TYPES",
     "RequestError",
+    "RequestLimits",
     "Item",
     "Result",
     "normalize_content_type",
@@ -63,16 +72,34 @@ class RequestError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class RequestLimits:
+    """Bounds on one request; ``None`` means unbounded (see the module docstring)."""
+
+    max_instances: int | None = None
+    max_tokens: int | None = None
+    max_source_tokens: int | None = None
+
+
 @dataclass
 class Item:
-    """One sentence to translate: text (``kind="text"``) or source ids (``kind="ids"``)."""
+    """One sentence to translate: text (``kind="text"``) or source ids (``kind="ids"``).
+
+    ``tokens`` is the number of source tokens the model will read (after any cut to
+    ``max_source_tokens``); 0 means the sentence is empty. Computed from ``source`` when not given.
+    """
 
     kind: str
     source: Union[str, list[int]]
     attention: bool = False
+    tokens: int = -1
 
-    def __len__(self) -> int:  # number of source tokens, used for logging only
-        return len(self.source.split()) if isinstance(self.source, str) else len(self.source)
+    def __post_init__(self) -> None:
+        if self.tokens < 0:
+            self.tokens = len(self.source.split()) if isinstance(self.source, str) else len(self.source)
+
+    def __len__(self) -> int:
+        return self.tokens
 
 
 @dataclass
@@ -184,7 +211,63 @@ def _decode_utf8(body: bytes) -> str:
         raise RequestError(400, f"request body is not UTF-8 text: undecodable byte at offset {e.start}") from None
 
 
-def _parse_json(body: bytes) -> list[Item]:
+class _Counter:
+    """Cuts sentences to the tokens the model reads and enforces the request's limits as they are parsed."""
+
+    def __init__(self, limits: RequestLimits | None):
+        limits = limits or RequestLimits()
+        self.max_instances = limits.max_instances
+        self.max_tokens = limits.max_tokens
+        self.cut = limits.max_source_tokens
+        self.instances = 0
+        self.tokens = 0
+
+    def check_instances(self, n: int, *, exact: bool = True) -> None:
+        """413 when ``n`` sentences are over the limit (``exact``: ``n`` is the request's count)."""
+        if self.max_instances is not None and n > self.max_instances:
+            held = f"{n}" if exact else f"more than {self.max_instances}"
+            raise RequestError(
+                413,
+                f"the request holds {held} sentences; this server takes at most {self.max_instances} "
+                "per request (S2S_MAX_INSTANCES); send fewer sentences per request "
+                "(batch transform: a smaller MaxPayloadInMB)",
+            )
+
+    def _count(self, tokens: int) -> None:
+        self.instances += 1
+        self.check_instances(self.instances, exact=False)
+        self.tokens += tokens
+        if self.max_tokens is not None and self.tokens > self.max_tokens:
+            counted = f", each sentence counted up to its first {self.cut}" if self.cut is not None else ""
+            raise RequestError(
+                413,
+                f"the request holds more than {self.max_tokens} source tokens{counted}; this server takes "
+                f"at most {self.max_tokens} per request (S2S_MAX_TOKENS); send fewer sentences per request "
+                "(batch transform: a smaller MaxPayloadInMB)",
+            )
+
+    def text(self, data: str, attention: bool) -> Item:
+        if self.cut is None:
+            n = len(data.split())
+        else:
+            # split no further than the model reads: a 5 MB sentence costs max_source_tokens strings
+            pieces = data.split(None, self.cut)
+            n = min(len(pieces), self.cut)
+            if len(pieces) > self.cut:
+                data = " ".join(pieces[:self.cut])
+        if n == 0:
+            data = ""  # whitespace only: the same sentence as ""
+        self._count(n)
+        return Item("text", data, attention, n)
+
+    def ids(self, ids: list[int]) -> Item:
+        if self.cut is not None:
+            ids = ids[:self.cut]
+        self._count(len(ids))
+        return Item("ids", ids, False, len(ids))
+
+
+def _parse_json(body: bytes, counter: _Counter) -> list[Item]:
     doc = _load_json(_decode_utf8(body), "request body")
     if not isinstance(doc, dict) or "instances" not in doc:
         got = _kind(doc) if not isinstance(doc, dict) else 'an object without "instances"'
@@ -196,6 +279,7 @@ def _parse_json(body: bytes) -> list[Item]:
     instances = doc["instances"]
     if not isinstance(instances, list):
         raise RequestError(400, f"instances: expected a list of objects, got {_kind(instances)}")
+    counter.check_instances(len(instances))
     items = []
     for i, inst in enumerate(instances):
         where = f"instances[{i}]"
@@ -206,11 +290,11 @@ def _parse_json(body: bytes) -> list[Item]:
         data = inst["data"]
         if not isinstance(data, str):
             raise RequestError(400, f"{where}.data: expected a string (the tokenized source sentence), got {_kind(data)}")
-        items.append(Item("text", data, _attention_flag(inst.get("configuration"), where)))
+        items.append(counter.text(data, _attention_flag(inst.get("configuration"), where)))
     return items
 
 
-def _parse_jsonlines(body: bytes) -> list[Item]:
+def _parse_jsonlines(body: bytes, counter: _Counter) -> list[Item]:
     items = []
     # split on "\n" only: str.splitlines() also breaks at U+2028, U+0085 and other characters that a
     # JSON string may hold unescaped, which would cut a valid line in two
@@ -227,17 +311,18 @@ def _parse_jsonlines(body: bytes) -> list[Item]:
         source = doc["source"]
         if not isinstance(source, str):
             raise RequestError(400, f"{where}.source: expected a string, got {_kind(source)}")
-        items.append(Item("text", source, _attention_flag(doc.get("configuration"), where)))
+        items.append(counter.text(source, _attention_flag(doc.get("configuration"), where)))
     return items
 
 
-def _parse_recordio(body: bytes, src_vocab_size: int | None) -> list[Item]:
+def _parse_recordio(body: bytes, src_vocab_size: int | None, counter: _Counter) -> list[Item]:
     from s2s_aws.formats import recordio, records
 
     try:
         payloads = recordio.decode_records(body, name="request body")
     except FormatError as e:
         raise RequestError(400, f"RecordIO framing: {e}") from None
+    counter.check_instances(len(payloads))
     items = []
     for i, payload in enumerate(payloads):
         try:
@@ -254,19 +339,25 @@ def _parse_recordio(body: bytes, src_vocab_size: int | None) -> list[Item]:
                     f'record {i}: features["source"] holds id {bad[0]}, outside the source vocabulary '
                     f"(ids 0..{src_vocab_size - 1}); encode with the model's vocab.src.json",
                 )
-        items.append(Item("ids", [int(t) for t in ids], False))
+        items.append(counter.ids([int(t) for t in ids]))
     return items
 
 
-def parse_request(content_type: str | None, body: bytes, *, src_vocab_size: int | None = None) -> list[Item]:
-    """Turn a request body into :class:`Item` objects (400/415 :class:`RequestError` when it cannot)."""
+def parse_request(content_type: str | None, body: bytes, *, src_vocab_size: int | None = None,
+                  limits: RequestLimits | None = None) -> list[Item]:
+    """Turn a request body into :class:`Item` objects (400/413/415 :class:`RequestError` when it cannot).
+
+    With ``limits``, sentences are cut to ``limits.max_source_tokens`` and a request over
+    ``max_instances`` sentences or ``max_tokens`` source tokens is a 413 naming the limit.
+    """
     media = normalize_content_type(content_type)
+    counter = _Counter(limits)
     if media == JSON:
-        return _parse_json(body)
+        return _parse_json(body, counter)
     if media == JSONLINES:
-        return _parse_jsonlines(body)
+        return _parse_jsonlines(body, counter)
     if media == RECORDIO:
-        return _parse_recordio(body, src_vocab_size)
+        return _parse_recordio(body, src_vocab_size, counter)
     raise RequestError(
         415,
         f"unsupported Content-Type {content_type!r}; send one of {', '.join(SUPPORTED_TYPES)}",

@@ -33,7 +33,9 @@ __all__ = ["load_translator", "Translator", "Translation", "TextTranslation", "v
 
 @dataclass
 class Translation:
-    """Output ids (no ``</s>``); ``attention`` ``(len(ids), len(source))`` when asked, else None."""
+    """Output ids (no ``</s>``); ``attention`` ``(len(ids), source tokens used)`` when asked, else None.
+
+    The source tokens used are the first ``max_seq_len_source`` (the model reads no more)."""
 
     ids: list[int]
     attention: np.ndarray | None = None
@@ -41,7 +43,9 @@ class Translation:
 
 @dataclass
 class TextTranslation:
-    """A translated sentence; ``matrix`` has ``len(tokens)`` rows and ``len(source_tokens)`` columns."""
+    """A translated sentence; ``matrix`` has ``len(tokens)`` rows and ``len(source_tokens)`` columns.
+
+    ``source_tokens`` are the tokens the model read: the sentence's first ``max_seq_len_source``."""
 
     target: str
     tokens: list[str]
@@ -72,7 +76,10 @@ class Translator:
 
     def translate_ids(self, sources: list[list[int]], *, beam_size: int | None = None,
                       attention: bool = False) -> list[Translation]:
-        """Translate source id lists (no ``</s>``); truncated to ``max_seq_len_source``."""
+        """Translate source id lists (no ``</s>``); truncated to ``max_seq_len_source``.
+
+        The attention matrix has one column per source id used (at most ``max_seq_len_source``). An
+        empty source translates to nothing (no ids, a 0 x 0 matrix) without a model call."""
         beam = int(self.hp.beam_size if beam_size is None else beam_size)
         if beam < 1:
             raise InputError(f"beam_size must be an integer >= 1, got {beam}.")
@@ -86,30 +93,37 @@ class Translator:
                 raise InputError(f"source {n} has token id {bad[0]}, outside the source vocabulary "
                                  f"(ids 0..{src_size - 1}). Encode sources with this model's vocab.src.json.")
             clean.append(ids)
-        if not clean:
-            return []
+        nonempty = [n for n, ids in enumerate(clean) if ids]
+        out = [Translation(ids=[], attention=np.zeros((0, 0), dtype=np.float32) if attention else None)
+               for _ in clean]
+        if not nonempty:
+            return out
         with self._lock:
-            hyps = translate_ids(self.model, clean, beam_size=beam,
+            hyps = translate_ids(self.model, [clean[n] for n in nonempty], beam_size=beam,
                                  max_seq_len_target=int(self.hp.max_seq_len_target),
                                  length_penalty_alpha=float(self.hp.length_penalty_alpha),
                                  length_penalty_beta=float(self.hp.length_penalty_beta),
                                  attention=attention, batch_size=self.batch_size, device=self.device)
-        out = []
-        for original, hyp in zip(sources, hyps):
+        for n, hyp in zip(nonempty, hyps):
             matrix = None
-            if attention:
-                matrix = np.zeros((len(hyp.ids), len(original)), dtype=np.float32)
+            if attention:  # rows: output tokens, columns: the source ids used
+                matrix = np.zeros((len(hyp.ids), len(clean[n])), dtype=np.float32)
                 att = hyp.attention if hyp.attention is not None else np.zeros((len(hyp.ids), 0))
                 matrix[:, :att.shape[1]] = att
-            out.append(Translation(ids=hyp.ids, attention=matrix))
+            out[n] = Translation(ids=hyp.ids, attention=matrix)
         return out
 
     def translate(self, sentences: list[str], *, beam_size: int | None = None,
                   attention: bool = False) -> list[TextTranslation]:
-        """Translate whitespace-tokenized sentences; unknown words become ``<unk>``."""
+        """Translate whitespace-tokenized sentences; unknown words become ``<unk>``.
+
+        Only a sentence's first ``max_seq_len_source`` tokens are read (split no further), so the cost
+        of a sentence is bounded whatever its length; ``""`` and whitespace-only sentences translate
+        to ``""``."""
         from s2s_aws.formats import vocab as vocab_format
 
-        source_tokens = [s.split() for s in sentences]
+        max_src = int(self.hp.max_seq_len_source)
+        source_tokens = [s.split(None, max_src)[:max_src] for s in sentences]
         ids = [vocab_format.encode_tokens(tokens, self.src_vocab) for tokens in source_tokens]
         results = self.translate_ids(ids, beam_size=beam_size, attention=attention)
         out = []
