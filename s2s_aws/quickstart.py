@@ -205,7 +205,8 @@ def run_quickstart(workdir: str | Path = "s2s-quickstart", *, source: str | Path
                 result.examples.append({"source": src, "translation": res.target, "reference": ref})
             if shown and shown[0].matrix:
                 from .plot import save_attention_heatmap
-                heat = save_attention_heatmap(test_src[0].split(), shown[0].target.split(), shown[0].matrix,
+                used = test_src[0].split()[:len(shown[0].matrix[0])]  # columns: the source tokens read
+                heat = save_attention_heatmap(used, shown[0].target.split(), shown[0].matrix,
                                               work / "attention.png", title="attention: " + test_src[0])
                 result.heatmap = str(heat)
                 say(f"  attention heat map of the first sentence: {heat}")

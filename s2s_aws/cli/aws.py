@@ -297,7 +297,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
             if first.matrix is None:
                 raise AWSOperationError(f"endpoint {args.endpoint} returned no attention matrix; is it the "
                                         "s2s-aws algorithm (or the built-in seq2seq)?")
-            save_attention_heatmap(sentences[0].split(), first.target.split(), first.matrix, args.attention_plot)
+            # the matrix has one column per source token the model read (its first max_seq_len_source)
+            used = sentences[0].split()[:len(first.matrix[0])] if first.matrix else sentences[0].split()
+            save_attention_heatmap(used, first.target.split(), first.matrix, args.attention_plot)
     out = []
     for src, r in zip(sentences, results):
         item = {"source": src, "target": _attr(r, "target", str(r))}
