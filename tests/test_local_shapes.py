@@ -218,6 +218,16 @@ def test_describe_training_job_fills_what_clients_read(sm):
     assert [t["Status"] for t in d["SecondaryStatusTransitions"]] == [
         "Starting", "Downloading", "Training", "Uploading", "Completed"]
     assert all("EndTime" in t for t in d["SecondaryStatusTransitions"])
+    for channel in d["InputDataConfig"]:  # the defaults SageMaker fills in
+        assert channel["CompressionType"] == "None" and channel["RecordWrapperType"] == "None"
+        assert channel["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "FullyReplicated"
+
+
+def test_describe_model_fills_the_container_defaults(sm):
+    sm.create_model(ModelName="fill-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": BUILTIN})
+    container = sm.describe_model(ModelName="fill-model")["PrimaryContainer"]
+    assert container == {"Image": BUILTIN, "Mode": "SingleModel", "Environment": {}}
+    assert sm.describe_model(ModelName="fill-model")["EnableNetworkIsolation"] is False
 
 
 def test_metric_definitions_ours_for_our_image_none_for_others_and_given_ones_kept(sm):

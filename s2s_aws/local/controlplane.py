@@ -80,6 +80,22 @@ def _validation(message: str) -> ApiError:
     return ApiError("ValidationException", message)
 
 
+def _channel_defaults(channel: dict) -> dict:
+    """A training channel as DescribeTrainingJob shows it: SageMaker fills in the defaults."""
+    channel = dict(channel)
+    channel.setdefault("CompressionType", "None")
+    channel.setdefault("RecordWrapperType", "None")
+    source = channel.get("DataSource", {}).get("S3DataSource")
+    if source is not None:
+        channel["DataSource"] = {**channel["DataSource"],
+                                 "S3DataSource": {"S3DataDistributionType": "FullyReplicated", **source}}
+    return channel
+
+
+def _container_defaults(container: dict) -> dict:
+    return {"Mode": "SingleModel", "Environment": {}, **container}
+
+
 def _public(rec: dict) -> dict:
     """A record without the control plane's own bookkeeping keys (those start with '_')."""
     return {k: v for k, v in rec.items() if not k.startswith("_")}
@@ -252,7 +268,8 @@ class ControlPlane:
             output = {"KmsKeyId": "", **p["OutputDataConfig"]}  # SageMaker always answers KmsKeyId
             record = {
                 "TrainingJobName": name, "AlgorithmSpecification": algo, "RoleArn": p["RoleArn"],
-                "InputDataConfig": p.get("InputDataConfig", []), "OutputDataConfig": output,
+                "InputDataConfig": [_channel_defaults(ch) for ch in p.get("InputDataConfig", [])],
+                "OutputDataConfig": output,
                 "ResourceConfig": p.get("ResourceConfig", {}),
                 "StoppingCondition": p.get("StoppingCondition") or {"MaxRuntimeInSeconds": 86400},
                 "HyperParameters": p.get("HyperParameters", {}), "Environment": p.get("Environment", {}),
@@ -315,6 +332,11 @@ class ControlPlane:
             for k in ("PrimaryContainer", "Containers", "ExecutionRoleArn", "InferenceExecutionConfig", "VpcConfig"):
                 if p.get(k):
                     record[k] = p[k]
+            # SageMaker answers each container with its defaults filled in
+            if record.get("PrimaryContainer"):
+                record["PrimaryContainer"] = _container_defaults(record["PrimaryContainer"])
+            if record.get("Containers"):
+                record["Containers"] = [_container_defaults(c) for c in record["Containers"]]
             model_arn = self._new("model", name, record, p.get("Tags"))
         return {"ModelArn": model_arn}
 
