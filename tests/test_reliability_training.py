@@ -112,3 +112,59 @@ def test_damaged_checkpoint_starts_over_instead_of_failing(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "starting from scratch" in proc.stdout + proc.stderr
     assert (root / "model" / "model.pt").is_file()
+
+
+def _failure_text(root: Path) -> str:
+    path = root / "output" / "failure"
+    assert path.is_file(), "no failure file"
+    text = path.read_text()
+    assert text.count("\n") == 1, "the failure must be one paragraph"
+    return text
+
+
+# ---------------------------------------------------------------- resourceconfig (issue #19 item 5)
+BAD_RESOURCECONFIGS = {
+    "current host not in hosts": ({"current_host": "algo-3", "hosts": ["algo-1", "algo-2"]}, "algo-3"),
+    "hosts a string": ({"current_host": "algo-1", "hosts": "algo-1"}, "list"),
+    "hosts holds a number": ({"current_host": "algo-1", "hosts": ["algo-1", 2]}, "hosts"),
+    "hosts empty": ({"current_host": "algo-1", "hosts": []}, "hosts"),
+    "hosts repeated": ({"current_host": "algo-1", "hosts": ["algo-1", "algo-1"]}, "algo-1"),
+    "current host a list": ({"current_host": ["algo-1"], "hosts": ["algo-1"]}, "current_host"),
+    "current host empty": ({"current_host": "", "hosts": ["algo-1"]}, "current_host"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RESOURCECONFIGS))
+def test_bad_resourceconfig_is_an_input_error(case):
+    from s2s_algorithm import distributed
+
+    from s2s_aws.errors import InputError
+
+    config, named = BAD_RESOURCECONFIGS[case]
+    with pytest.raises(InputError) as info:
+        distributed.plan_world(config)
+    text = str(info.value)
+    assert "resourceconfig" in text and named in text, text
+
+
+def test_good_resourceconfigs_plan_the_world():
+    from s2s_algorithm import distributed
+
+    plan = distributed.plan_world({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"],
+                                   "network_interface_name": "eth0"})
+    assert plan.hosts == ["algo-1", "algo-2"] and plan.host_rank == 1
+    assert distributed.plan_world(None).hosts == ["localhost"]
+    assert distributed.plan_world({"current_host": "algo-1"}).hosts == ["algo-1"]
+
+
+def test_bad_resourceconfig_fails_the_job_at_once_with_exit_2(tmp_path):
+    """It waited for the 2 h rendezvous timeout."""
+    import json
+
+    root = _tree(tmp_path / "ml")
+    (root / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1"]}))
+    proc = run_train(root, timeout=120)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    text = _failure_text(root)
+    assert "resourceconfig" in text and "algo-2" in text and "algo-1" in text, text

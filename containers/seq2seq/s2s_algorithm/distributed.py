@@ -17,9 +17,11 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
+from s2s_aws.errors import InputError
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["WorldPlan", "plan_world", "init_process", "spawn", "barrier", "broadcast_flags", "cleanup"]
+__all__ = ["WorldPlan", "plan_world", "validate_resourceconfig", "init_process", "spawn", "barrier", "broadcast_flags", "cleanup"]
 
 MASTER_PORT_ENV = "S2S_MASTER_PORT"
 PROCS_ENV = "S2S_PROCESSES_PER_HOST"
@@ -58,23 +60,82 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _bad_resourceconfig(problem: str) -> InputError:
+    return InputError(
+        f"resourceconfig.json is not usable: {problem}. SageMaker writes this file; outside SageMaker "
+        "write {\"current_host\": \"algo-1\", \"hosts\": [\"algo-1\", ...]} with this host's name "
+        "in hosts (or remove the file to train on one host). Nothing was started, so no host waits for "
+        "the others.")
+
+
+def validate_resourceconfig(resourceconfig: Any) -> tuple[list[str], str]:
+    """``(hosts, current_host)`` from ``resourceconfig.json``, or :class:`InputError` saying what is wrong.
+
+    ``None`` (no file) is one host, ``localhost``. ``hosts`` must be a non-empty list of distinct,
+    non-empty strings and ``current_host`` one of them (either may be left out: ``hosts`` defaults to
+    ``[current_host]``, ``current_host`` to the only host). Checked before anything starts: a host
+    that is not in the list would otherwise wait for the 2 h rendezvous timeout.
+    """
+    if resourceconfig is None:
+        return ["localhost"], "localhost"
+    if not isinstance(resourceconfig, dict):
+        raise _bad_resourceconfig(f"it holds a JSON {type(resourceconfig).__name__}, not an object")
+    hosts = resourceconfig.get("hosts")
+    current = resourceconfig.get("current_host")
+    if current is not None and (not isinstance(current, str) or not current.strip()):
+        raise _bad_resourceconfig(f"current_host is {current!r}; it must be a host name (a non-empty string)")
+    if hosts is None:
+        if current is None:
+            return ["localhost"], "localhost"
+        hosts = [current]
+    if not isinstance(hosts, list):
+        raise _bad_resourceconfig(f"hosts is a {type(hosts).__name__} ({str(hosts)[:80]!r}), not a list of "
+                                  "host names")
+    if not hosts:
+        raise _bad_resourceconfig("hosts is an empty list; it must name every host of the job")
+    for host in hosts:
+        if not isinstance(host, str) or not host.strip():
+            raise _bad_resourceconfig(f"hosts holds {host!r}; every entry must be a host name (a non-empty "
+                                      "string)")
+    repeated = sorted({h for h in hosts if hosts.count(h) > 1})
+    if repeated:
+        raise _bad_resourceconfig(f"hosts names {', '.join(repeated)} more than once")
+    if current is None:
+        if len(hosts) > 1:
+            raise _bad_resourceconfig(f"current_host is missing and hosts has {len(hosts)} entries, so this "
+                                      "host's rank is unknown")
+        current = hosts[0]
+    if current not in hosts:
+        shown = ", ".join(hosts[:8]) + (", ..." if len(hosts) > 8 else "")
+        raise _bad_resourceconfig(f"current_host {current} is not in hosts ({shown})")
+    return list(hosts), current
+
+
+def _master_port() -> int | None:
+    text = os.environ.get(MASTER_PORT_ENV)
+    if not text:
+        return None
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise InputError(f"{MASTER_PORT_ENV}={text!r} is not a TCP port; give a number from 1 to 65535 "
+                         "or unset it")
+    return port
+
+
 def plan_world(resourceconfig: dict[str, Any] | None) -> WorldPlan:
     """The plan from ``resourceconfig.json`` (None: a single host) and the visible GPUs."""
-    hosts = list((resourceconfig or {}).get("hosts") or ["localhost"])
-    current = (resourceconfig or {}).get("current_host") or hosts[0]
-    if current not in hosts:
-        hosts.append(current)
+    hosts, current = validate_resourceconfig(resourceconfig)
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     procs = int(os.environ.get(PROCS_ENV) or 0) or max(1, gpus)
     if gpus:
         procs = min(procs, gpus)
-    port_env = os.environ.get(MASTER_PORT_ENV)
-    if port_env:
-        port = int(port_env)
-    elif len(hosts) == 1:
-        port = _free_port()
-    else:
-        port = 29500   # every host must agree without talking first
+    port = _master_port()
+    if port is None:
+        # one host: any free port; several: every host must agree without talking first
+        port = _free_port() if len(hosts) == 1 else 29500
     return WorldPlan(hosts=hosts, current_host=current, gpus_per_host=gpus, procs_per_host=procs,
                      master_port=port)
 
