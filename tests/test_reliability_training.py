@@ -114,12 +114,49 @@ def test_damaged_checkpoint_starts_over_instead_of_failing(tmp_path):
     assert (root / "model" / "model.pt").is_file()
 
 
+# ---------------------------------------------------------------- divergence (issue #19 item 4)
 def _failure_text(root: Path) -> str:
     path = root / "output" / "failure"
     assert path.is_file(), "no failure file"
     text = path.read_text()
     assert text.count("\n") == 1, "the failure must be one paragraph"
     return text
+
+
+def test_non_finite_loss_fails_the_job_with_the_step_and_what_to_try(tmp_path):
+    """learning_rate=1e300 made every parameter NaN and the job still exited 0."""
+    import torch
+
+    root = write_ml_tree(tmp_path / "ml", {**HP, "learning_rate": "1e300"}, train=reverse_pairs(600, 5),
+                         validation=reverse_pairs(40, 6))
+    proc = run_train(root, timeout=240)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    text = _failure_text(root)
+    found = re.search(r"NaN or infinite at step (\d+)", text)
+    assert found, text
+    for hint in ("learning_rate", "clip_gradient", "mixed_precision"):
+        assert hint in text, text
+    step = int(found.group(1))
+    assert 1 <= step <= 150
+    assert "loss nan" not in proc.stdout.lower() and "loss inf" not in proc.stdout.lower()
+    assert not (root / "model" / "model.pt").exists(), "a diverged model was delivered"
+    for name in ("training_state.pt", "best_model.pt"):  # a checkpoint, if any, is from before it diverged
+        path = root / "checkpoints" / name
+        if path.exists():
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            tensors = saved["model"] if name == "training_state.pt" else saved
+            assert all(torch.isfinite(t).all() for t in tensors.values()), name
+
+
+def test_non_finite_loss_on_two_processes_fails_both_together(tmp_path):
+    """With DistributedDataParallel every rank stops at the same check (no rank left waiting)."""
+    root = write_ml_tree(tmp_path / "ml", {**HP, "learning_rate": "1e300", "max_num_batches": "30"},
+                         train=reverse_pairs(600, 5), validation=reverse_pairs(40, 6))
+    proc = run_train(root, timeout=240, extra_env={"S2S_PROCESSES_PER_HOST": "2"})
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "rank 1 of 2" in proc.stdout
+    assert re.search(r"NaN or infinite at step \d+", _failure_text(root))
+    assert not (root / "model" / "model.pt").exists()
 
 
 # ---------------------------------------------------------------- resourceconfig (issue #19 item 5)
@@ -168,3 +205,64 @@ def test_bad_resourceconfig_fails_the_job_at_once_with_exit_2(tmp_path):
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     text = _failure_text(root)
     assert "resourceconfig" in text and "algo-2" in text and "algo-1" in text, text
+
+
+# ---------------------------------------------------------------- checkpoints that do not fit the model
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory) -> Path:
+    root = write_ml_tree(tmp_path_factory.mktemp("short"), {**HP, "max_num_batches": str(FREQ)},
+                         train=reverse_pairs(600, 5), validation=reverse_pairs(40, 6))
+    proc = run_train(root)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return root
+
+
+def _damage(state: dict, how: str) -> None:
+    import torch
+
+    model = state["model"]
+    first = sorted(model)[0]
+    if how == "renamed key":
+        model["encoder.not_a_parameter"] = model.pop(first)
+    elif how == "missing key":
+        del model[first]
+    elif how == "wrong shape":
+        model[first] = torch.zeros(*[d + 1 for d in model[first].shape])
+    elif how == "optimizer of another model":
+        state["optimizer"]["param_groups"][0]["params"] = state["optimizer"]["param_groups"][0]["params"][:-1]
+    elif how == "optimizer state of another shape":
+        slot = next(iter(state["optimizer"]["state"].values()))
+        for name, value in slot.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                slot[name] = torch.zeros(value.numel() + 3)
+    elif how == "counters of another version":
+        state["state"]["not_a_counter"] = 1
+    elif how == "no optimizer":
+        del state["optimizer"]
+    else:  # pragma: no cover
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["renamed key", "missing key", "wrong shape", "optimizer of another model",
+                                 "optimizer state of another shape", "counters of another version", "no optimizer"])
+def test_checkpoint_that_does_not_fit_the_model_starts_over(tmp_path, short_run, how):
+    """RELIABILITY.md says damaged checkpoints start over; a wrong state-dict key failed the job."""
+    import json
+    import shutil
+
+    import torch
+
+    root = tmp_path / "ml"
+    shutil.copytree(short_run, root, ignore=shutil.ignore_patterns("model", "output"))
+    path = root / "checkpoints" / "training_state.pt"
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    _damage(state, how)
+    torch.save(state, path)
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({**HP, "max_num_batches": "20"}))
+    proc = run_train(root)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "resuming from checkpoint" not in out
+    assert "does not fit this model" in out and "starting from scratch" in out, out[-3000:]
+    assert "training finished at step 20" in out
+    assert (root / "model" / "model.pt").is_file()

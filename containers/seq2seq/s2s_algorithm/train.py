@@ -8,7 +8,10 @@ updates evaluates on the validation set (perplexity, accuracy, BLEU), checkpoint
 ``max_num_batches`` / ``max_num_epochs``; evaluates and checkpoints once more at the end; writes the
 best model to ``/opt/ml/model``. A restart with ``checkpoints/training_state.pt`` present resumes
 where it stopped. SIGTERM (StopTrainingJob, a spot interruption) ends training after the current
-update, saving the training state and the best model so far. On failure one paragraph goes to ``/opt/ml/output/failure`` and the exit code is
+update, saving the training state and the best model so far. A NaN or infinite training loss fails
+the job (exit 2) before anything computed from it is logged, checkpointed or written; a checkpoint
+that does not fit the model (names, shapes, optimizer state) is ignored with a warning (training
+starts over), one of a different model configuration fails the job. On failure one paragraph goes to ``/opt/ml/output/failure`` and the exit code is
 non-zero (2 for bad input, 1 otherwise).
 
 Run outside a container with ``S2S_ML_ROOT=/some/dir s2s-train``.
@@ -50,7 +53,7 @@ from .translator import vocab_size
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["main", "TrainState", "evaluate", "write_failure"]
+__all__ = ["main", "TrainState", "TrainingDiverged", "evaluate", "write_failure"]
 
 _MAXIMIZE = {"accuracy": True, "bleu": True, "perplexity": False}
 
@@ -77,6 +80,10 @@ class TrainState:
     checkpoints: int = 0
     last_checkpoint_step: int = -1
     early_stopped: bool = False
+
+
+class TrainingDiverged(InputError):
+    """The training loss became NaN or infinite: the hyperparameters make training diverge (exit 2)."""
 
 
 # -- set-up --------------------------------------------------------------------------------------
@@ -249,21 +256,99 @@ class Trainer:
                 + ", ".join(f"{k}={saved[k]!r} there, {getattr(self.cfg, k)!r} now" for k in differs)
                 + ". Resume with the same hyperparameters and data, or give the job a new checkpoint "
                 "location (an empty /opt/ml/checkpoints) to start over.")
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
+        problem = self._misfit(ckpt)
+        if problem:  # e.g. written by another version of the model code: as damaged, start over
+            logger.warning("checkpoint %s does not fit this model (%s): starting from scratch", path, problem)
+            return
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            if ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
+        except Exception as e:  # checked above; what is left may have loaded in part: do not train on it
+            raise InputError(f"The checkpoint {path} could not be loaded into the model ({type(e).__name__}: "
+                             f"{str(e)[:300]}). Give the job a new checkpoint location (an empty "
+                             "/opt/ml/checkpoints) to start over.") from e
         self.state = TrainState(**ckpt["state"])
         rng = ckpt.get("rng", {})
-        if self.is_main and rng:
-            set_rng_state(rng)
-        else:
+        try:
+            if self.is_main and rng:
+                set_rng_state(rng)
+            else:
+                torch.manual_seed(int(self.hp.seed) + self.rank + self.state.step)
+        except Exception as e:  # the RNG state only matters for bit-identical resumes
+            logger.warning("checkpoint %s: cannot restore the random number generators (%s); seeding "
+                           "from seed + step instead", path, e)
             torch.manual_seed(int(self.hp.seed) + self.rank + self.state.step)
         if self.is_main:
             print(f"resuming from checkpoint {path}: step {self.state.step}, epoch {self.state.epoch + 1}, "
                   f"batch {self.state.batch_in_epoch} of the epoch, best {self.hp.optimized_metric} "
                   f"{self.state.best}", flush=True)
+
+    def _misfit(self, ckpt: dict[str, Any]) -> str:
+        """Why the checkpoint's model, optimizer, scheduler or counters do not fit this trainer ("" if they do).
+
+        Checked before anything is loaded, so a misfit leaves the fresh model untouched.
+        """
+        def shapes(items: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+            return {k: tuple(v.shape) for k, v in items.items()}
+
+        model = ckpt.get("model")
+        if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                  for k, v in model.items()):
+            return "no model state dict of parameter names and tensors"
+        want, have = shapes(self.model.state_dict()), shapes(model)
+        missing, unexpected = sorted(want.keys() - have.keys()), sorted(have.keys() - want.keys())
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} parameter(s) missing, e.g. {missing[0]}")
+            if unexpected:
+                parts.append(f"{len(unexpected)} unknown, e.g. {unexpected[0]}")
+            return "; ".join(parts)
+        wrong = sorted(k for k in want if want[k] != have[k])
+        if wrong:
+            return f"{len(wrong)} parameter(s) of another shape, e.g. {wrong[0]}: {have[wrong[0]]} there, {want[wrong[0]]} here"
+        opt = ckpt.get("optimizer")
+        if not isinstance(opt, dict) or not isinstance(opt.get("param_groups"), list) \
+                or not isinstance(opt.get("state"), dict):
+            return "no optimizer state"
+        groups = self.optimizer.param_groups
+        if len(opt["param_groups"]) != len(groups) or any(
+                not isinstance(g, dict) or len(g.get("params") or ()) != len(cur["params"])
+                for g, cur in zip(opt["param_groups"], groups)):
+            return "the optimizer state is for another set of parameters"
+        params = [p for g in groups for p in g["params"]]
+        for index, slot in opt["state"].items():
+            if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(slot, dict):
+                return "the optimizer state is for another set of parameters"
+            for name, value in slot.items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != params[index].shape:
+                    return f"optimizer value {name!r} of another shape ({tuple(value.shape)} there, " \
+                           f"{tuple(params[index].shape)} here)"
+        sched = ckpt.get("scheduler")
+        if not isinstance(sched, dict) or not isinstance(sched.get("lr"), (int, float)) \
+                or not isinstance(sched.get("bad_checkpoints"), int):
+            return "no learning-rate scheduler state"
+        if ckpt.get("scaler") is not None and not isinstance(ckpt["scaler"], dict):
+            return "the loss-scaler state is not a mapping"
+        counters = ckpt.get("state")
+        fields = set(TrainState.__dataclass_fields__)
+        if not isinstance(counters, dict) or set(counters) - fields or not {"step", "epoch"} <= set(counters):
+            return "the training counters are of another version"
+        defaults = asdict(TrainState())
+        for key, value in counters.items():
+            default = defaults[key]
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= -1
+            else:
+                ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            if not ok:
+                return f"training counter {key}={value!r} is not a {type(default).__name__}"
+        return ""
 
     def _save_state(self) -> None:
         rng = rng_state(cuda=self.device.type == "cuda")
@@ -345,7 +430,40 @@ class Trainer:
             nll = (loss.detach() * ntok if not self.hp.label_smoothing else
                    F.cross_entropy(logits, target, reduction="sum"))
             correct = (argmax_rows(logits) == target).sum()
+            # the first update whose loss is NaN or infinite, kept on the device (no sync per update)
+            self._first_bad_step = torch.where(~torch.isfinite(loss.detach()) & (self._first_bad_step < 0),
+                                               self.state.step + 1, self._first_bad_step)
         return nll.detach(), correct, torch.tensor(ntok)
+
+    def _check_finite(self) -> None:
+        """Fail the job (all ranks together) if a training loss so far was NaN or infinite.
+
+        Called at every log line, before every checkpoint and before the end, so nothing computed
+        after the loss went bad is logged, saved or delivered; the checkpoints written before stay.
+        """
+        first = self._first_bad_step
+        if self.plan.world_size > 1:   # the earliest bad step on any rank
+            never = torch.iinfo(torch.long).max
+            first = torch.where(first < 0, never, first)
+            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
+            first = torch.where(first == never, -1, first)
+        step = int(first.item())
+        if step < 0:
+            return
+        hp = self.hp
+        clip = hp.effective_clip_gradient
+        last = self.state.last_checkpoint_step
+        raise TrainingDiverged(
+            f"Training diverged: the training loss became NaN or infinite at step {step}, so the "
+            f"parameters cannot be trusted; the job stopped without writing a model"
+            + (f" (the checkpoint of step {last}, from before, is kept)" if last > 0 else "")
+            + f". Hyperparameters: learning_rate={float(hp.learning_rate):g}, clip_gradient="
+            f"{'off' if clip is None else f'{clip:g}'}, mixed_precision={hp.mixed_precision}"
+            f"{f' ({self.amp_dtype})' if self.amp_dtype is not None else ''}, optimizer_type={hp.optimizer_type}. "
+            "Try a lower learning_rate (10x lower is a good first step), "
+            + ("clip_gradient=1 to bound every update, " if clip is None else "a smaller clip_gradient, ")
+            + "and mixed_precision=off if it was fp16 or bf16. Start again with an empty checkpoint location: "
+            "a restart on this one resumes the old learning-rate schedule.")
 
     def _stop_requested(self) -> bool:
         """Whether any process got SIGTERM (all processes agree, so they stop at the same update;
@@ -361,6 +479,7 @@ class Trainer:
     def run(self) -> None:
         self._resume()
         st, hp = self.state, self.hp
+        self._first_bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
         freq = int(hp.checkpoint_frequency_num_batches)
         log_every = max(1, min(100, freq))
         nll_sum = torch.zeros((), device=self.device)
@@ -380,6 +499,8 @@ class Trainer:
                 nll_sum += nll
                 correct_sum += correct
                 tokens += int(ntok)
+                if st.step % log_every == 0 or st.step % freq == 0:
+                    self._check_finite()   # a NaN loss is never logged, checkpointed or delivered
                 if st.step % log_every == 0 and self.is_main:
                     elapsed = max(time.time() - t_log, 1e-9)
                     mean = float(nll_sum) / max(tokens, 1)
@@ -404,6 +525,7 @@ class Trainer:
                 st.batch_in_epoch = 0
                 if self.is_main:
                     print(f"epoch {st.epochs_done} done at step {st.step}", flush=True)
+        self._check_finite()
         if stopped:
             # no evaluation: save where we are (a restart resumes here) and the best model so far
             if self.is_main:
