@@ -3,6 +3,7 @@ default_bucket() names and an execution role and prints them with the STS workar
 state folder, keeps timestamps across a restart, and says in one line when --state-dir is a file."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -13,9 +14,10 @@ import time
 import boto3
 import pytest
 
-from local_utils import FAST, model_endpoint_and_running_job
+from local_utils import FAST, ROLE, model_endpoint_and_running_job
 
 from s2s_aws.local import LocalStack
+from s2s_aws.metrics import METRIC_DEFINITIONS
 
 pytestmark = pytest.mark.slow
 
@@ -113,6 +115,14 @@ def _timestamps(url):
     out["endpoint"] = [ep["CreationTime"], ep["LastModifiedTime"]]
     out["model"] = sm.describe_model(ModelName="m")["CreationTime"]
     out["config"] = sm.describe_endpoint_config(EndpointConfigName="c")["CreationTime"]
+    mjob = sm.describe_training_job(TrainingJobName="metrics-job")
+    out["metrics"] = sorted(
+        (p["Timestamp"], p["Average"]) for p in s.client("cloudwatch", endpoint_url=url).get_metric_statistics(
+            Namespace="/aws/sagemaker/TrainingJobs", MetricName="train:perplexity",
+            Dimensions=[{"Name": "TrainingJobName", "Value": "metrics-job"}],
+            StartTime=mjob["TrainingStartTime"] - datetime.timedelta(minutes=1),
+            EndTime=mjob["TrainingEndTime"] + datetime.timedelta(minutes=1), Period=60,
+            Statistics=["Average"])["Datapoints"])
     return out
 
 
@@ -126,6 +136,16 @@ def test_timestamps_survive_a_restart(tmp_path):
         model_endpoint_and_running_job(s3, sm, "ts-bucket", "1")
         sm.stop_training_job(TrainingJobName="running-job")
         sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="running-job", WaiterConfig=FAST)
+        sm.create_training_job(
+            TrainingJobName="metrics-job", RoleArn=ROLE, HyperParameters={"fake_seconds": "0.3"},
+            AlgorithmSpecification={"TrainingImage": "x", "TrainingInputMode": "File",
+                                    "MetricDefinitions": METRIC_DEFINITIONS},
+            InputDataConfig=[{"ChannelName": c, "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": f"s3://ts-bucket/d/{c}"}}} for c in ("train", "validation", "vocab")],
+            OutputDataConfig={"S3OutputPath": "s3://ts-bucket/out"},
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            StoppingCondition={"MaxRuntimeInSeconds": 600})
+        sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="metrics-job", WaiterConfig=FAST)
         s3.put_object(Bucket="ts-bucket", Key="note.txt", Body=b"kept")
         logs.create_log_group(logGroupName="/ts/group")
         logs.create_log_stream(logGroupName="/ts/group", logStreamName="s")
@@ -143,4 +163,5 @@ def test_timestamps_survive_a_restart(tmp_path):
         after = _timestamps(url)
     finally:
         _stop(proc)
+    assert before["metrics"], "the job published no metric values"
     assert after == before

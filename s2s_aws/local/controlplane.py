@@ -547,8 +547,9 @@ class ControlPlane:
     # ------------------------------------------------------------------ lifecycle
     def restore(self) -> None:
         """After a restart: fail interrupted jobs, bring InService endpoints back up."""
-        from .jobs import fail_interrupted
+        from .jobs import fail_interrupted, republish_metrics
         fail_interrupted(self.ctx)
+        republish_metrics(self.ctx)
         for rec in self.reg.all("endpoint"):
             name = rec["EndpointName"]
             status = rec["EndpointStatus"]

@@ -156,7 +156,8 @@ class TrainingRunner:
                        for m in rec["AlgorithmSpecification"].get("MetricDefinitions", [])]
         final: dict[str, dict] = {}
         tail: collections.deque[str] = collections.deque(maxlen=3)
-        publisher = MetricPublisher(self.ctx.cloudwatch, self.name) if metric_defs else None
+        publisher = (MetricPublisher(self.ctx.cloudwatch, self.name, local_file=self.workdir / "metrics.jsonl")
+                     if metric_defs else None)
 
         def sink(line: str) -> None:
             shipper.write(line)
@@ -329,6 +330,18 @@ class TransformRunner:
         bucket, prefix = parse_s3_uri(tout["S3OutputPath"])
         key = (prefix.rstrip("/") + "/" if prefix else "") + rel + ".out"
         self.ctx.s3.upload_file(str(local), bucket, key)
+
+
+def republish_metrics(ctx: Context) -> int:
+    """Put every training job's saved metric values back into CloudWatch (called at start: moto keeps
+    CloudWatch in memory only); returns how many values."""
+    count = 0
+    for rec in ctx.registry.all("training-job"):
+        name = rec["TrainingJobName"]
+        saved = ctx.root / "jobs" / "training-job" / name / "metrics.jsonl"
+        if saved.exists():
+            count += MetricPublisher.republish(ctx.cloudwatch, name, saved)
+    return count
 
 
 def fail_interrupted(ctx: Context) -> None:

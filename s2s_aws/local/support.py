@@ -1,6 +1,7 @@
 """Shared helpers of the local stack: ARNs, S3 transfers, child processes and log shipping."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -163,15 +164,37 @@ class MetricPublisher:
 
     NAMESPACE = "/aws/sagemaker/TrainingJobs"
 
-    def __init__(self, cloudwatch: Any, job_name: str, host: str = "algo-1"):
+    def __init__(self, cloudwatch: Any, job_name: str, host: str = "algo-1", local_file: Path | None = None,
+                 start: bool = True):
         self.cloudwatch = cloudwatch
         self.dimensions = ([{"Name": "TrainingJobName", "Value": job_name}],
                            [{"Name": "Host", "Value": f"{job_name}/{host}"}])
+        self.local_file = local_file  # one JSON line per value, so a restarted stack can publish them again
         self._buf: list[tuple[str, float, float]] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"metrics-{job_name}", daemon=True)
-        self._thread.start()
+        if start:
+            self._thread.start()
+
+    @classmethod
+    def republish(cls, cloudwatch: Any, job_name: str, local_file: Path) -> int:
+        """Publish the values saved in ``local_file`` again (CloudWatch is not saved in the state folder)."""
+        pub = cls(cloudwatch, job_name, start=False)
+        count = 0
+        try:
+            lines = Path(local_file).read_text("utf-8").splitlines()
+        except OSError:
+            return 0
+        for line in lines:
+            try:
+                name, value, ts = json.loads(line)
+            except (ValueError, TypeError):
+                continue  # a line cut short by a crash
+            pub._buf.append((str(name), float(value), float(ts)))
+            count += 1
+        pub._send(pub._buf)
+        return count
 
     def put(self, name: str, value: float, timestamp: float) -> None:
         if value != value or value in (float("inf"), float("-inf")):  # CloudWatch refuses NaN and infinities
@@ -186,6 +209,17 @@ class MetricPublisher:
     def flush(self) -> None:
         with self._lock:
             batch, self._buf = self._buf, []
+        if not batch:
+            return
+        if self.local_file is not None:
+            try:
+                with open(self.local_file, "a", encoding="utf-8") as f:
+                    f.writelines(json.dumps([n, v, t]) + "\n" for n, v, t in batch)
+            except OSError as e:
+                logger.debug("could not save %d metric values to %s: %s", len(batch), self.local_file, e)
+        self._send(batch)
+
+    def _send(self, batch: list[tuple[str, float, float]]) -> None:
         if not batch or self.cloudwatch is None:
             return
         import datetime
@@ -200,7 +234,8 @@ class MetricPublisher:
 
     def close(self) -> None:
         self._closed.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self.flush()
 
 
