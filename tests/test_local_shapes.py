@@ -223,6 +223,28 @@ def test_describe_training_job_fills_what_clients_read(sm):
         assert channel["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "FullyReplicated"
 
 
+def test_describe_echoes_the_settings_sent(sm):
+    extra = {"RetryStrategy": {"MaximumRetryAttempts": 2}, "ExperimentConfig": {"ExperimentName": "exp"},
+             "DebugHookConfig": {"S3OutputPath": f"s3://{BUCKET}/debug"},
+             "ProfilerConfig": {"DisableProfiler": True}, "Environment": {"MY_SETTING": "1"}}
+    sm.create_training_job(
+        TrainingJobName="echo-job", RoleArn=ROLE, AlgorithmSpecification={"TrainingImage": BUILTIN,
+                                                                          "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/output"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        StoppingCondition={"MaxRuntimeInSeconds": 60}, **extra)
+    d = sm.describe_training_job(TrainingJobName="echo-job")
+    assert {k: d.get(k) for k in extra} == extra
+    sm.create_model(ModelName="echo-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": BUILTIN},
+                    VpcConfig={"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]})
+    assert sm.describe_model(ModelName="echo-model")["VpcConfig"] == {"SecurityGroupIds": ["sg-1"],
+                                                                      "Subnets": ["subnet-1"]}
+    sm.create_endpoint_config(EndpointConfigName="echo-cfg", KmsKeyId="alias/k", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "echo-model", "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 1}])
+    assert sm.describe_endpoint_config(EndpointConfigName="echo-cfg")["KmsKeyId"] == "alias/k"
+
+
 def test_describe_model_fills_the_container_defaults(sm):
     sm.create_model(ModelName="fill-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": BUILTIN})
     container = sm.describe_model(ModelName="fill-model")["PrimaryContainer"]

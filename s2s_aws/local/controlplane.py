@@ -175,6 +175,14 @@ class ControlPlane:
             raise _validation(f"{operation}: {report.generate_report()}")
         _check_patterns(params, shape, operation)
 
+    def _echo(self, create: str, describe: str, params: dict) -> dict:
+        """The request members that the Describe answer shows as sent (those both shapes have), e.g. a
+        training job's VpcConfig, DebugHookConfig, ProfilerConfig, ExperimentConfig, RetryStrategy."""
+        assert self._service_model is not None  # loaded by _validate
+        sent = self._service_model.operation_model(create).input_shape.members
+        shown = self._service_model.operation_model(describe).output_shape.members
+        return {k: v for k, v in params.items() if k in sent and k in shown and v not in (None, "", [], {})}
+
     def _check_name(self, value: str, field: str, pattern: re.Pattern = _NAME) -> None:
         if not isinstance(value, str) or not pattern.fullmatch(value) or len(value) > 63:
             raise _validation(f"1 validation error detected: Value {value!r} at '{field}' failed to satisfy "
@@ -267,6 +275,7 @@ class ControlPlane:
                     algo["MetricDefinitions"] = defaults
             output = {"KmsKeyId": "", **p["OutputDataConfig"]}  # SageMaker always answers KmsKeyId
             record = {
+                **self._echo("CreateTrainingJob", "DescribeTrainingJob", p),
                 "TrainingJobName": name, "AlgorithmSpecification": algo, "RoleArn": p["RoleArn"],
                 "InputDataConfig": [_channel_defaults(ch) for ch in p.get("InputDataConfig", [])],
                 "OutputDataConfig": output,
@@ -327,11 +336,8 @@ class ControlPlane:
         with self.reg.lock:
             if self.reg.exists("model", name):
                 raise _validation(f"Cannot create already existing model \"{self._arn('model', name)}\".")
-            record = {"ModelName": name, "CreationTime": now(),
+            record = {**self._echo("CreateModel", "DescribeModel", p), "ModelName": name, "CreationTime": now(),
                       "EnableNetworkIsolation": p.get("EnableNetworkIsolation", False)}
-            for k in ("PrimaryContainer", "Containers", "ExecutionRoleArn", "InferenceExecutionConfig", "VpcConfig"):
-                if p.get(k):
-                    record[k] = p[k]
             # SageMaker answers each container with its defaults filled in
             if record.get("PrimaryContainer"):
                 record["PrimaryContainer"] = _container_defaults(record["PrimaryContainer"])
@@ -380,10 +386,8 @@ class ControlPlane:
                 v = dict(v)
                 v.setdefault("InitialVariantWeight", 1.0)
                 resolved.append(v)
-            record = {"EndpointConfigName": name, "ProductionVariants": resolved, "CreationTime": now()}
-            for k in ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig"):
-                if p.get(k):
-                    record[k] = p[k]
+            record = {**self._echo("CreateEndpointConfig", "DescribeEndpointConfig", p),
+                      "EndpointConfigName": name, "ProductionVariants": resolved, "CreationTime": now()}
             config_arn = self._new("endpoint-config", name, record, p.get("Tags"))
         return {"EndpointConfigArn": config_arn}
 
@@ -472,12 +476,10 @@ class ControlPlane:
                                                 f"job with this name already exists ({self._arn('transform-job', name)})")
             if not self.reg.exists("model", p["ModelName"]):
                 raise _validation(f"Could not find model \"{self._arn('model', p['ModelName'])}\".")
-            record = {"TransformJobName": name, "ModelName": p["ModelName"], "TransformJobStatus": "InProgress",
+            record = {**self._echo("CreateTransformJob", "DescribeTransformJob", p),
+                      "TransformJobName": name, "ModelName": p["ModelName"], "TransformJobStatus": "InProgress",
                       "TransformInput": p["TransformInput"], "TransformOutput": p["TransformOutput"],
                       "TransformResources": p["TransformResources"], "CreationTime": now()}
-            for k in ("MaxConcurrentTransforms", "MaxPayloadInMB", "BatchStrategy", "Environment", "DataProcessing"):
-                if p.get(k) is not None:
-                    record[k] = p[k]
             job_arn = self._new("transform-job", name, record, p.get("Tags"))
         runner = TransformRunner(self.ctx, name)
         self._transform[name] = runner
