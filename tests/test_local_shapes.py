@@ -336,3 +336,6 @@ def test_filter_log_events_honours_the_stream_name_prefix(stack):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         logs.filter_log_events(logGroupName="/no/such/group", logStreamNamePrefix="x")
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    group_arn = f"arn:aws:logs:us-east-1:123456789012:log-group:{group}"
+    got = logs.filter_log_events(logGroupIdentifier=group_arn, logStreamNamePrefix="job-b")
+    assert [e["logStreamName"] for e in got["events"]] == ["job-b/algo-1"]

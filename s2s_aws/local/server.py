@@ -159,7 +159,9 @@ class FrontApp:
         if params.get("logStreamNames"):
             raise _AwsError("InvalidParameterException",
                             "logStreamNames and logStreamNamePrefix are mutually exclusive; pass one of them.")
-        group = params.get("logGroupName") or params.get("logGroupIdentifier")
+        group = params.get("logGroupName") or params.get("logGroupIdentifier") or ""
+        if group.startswith("arn:"):  # arn:aws:logs:REGION:ACCOUNT:log-group:NAME[:*]
+            group = group.split(":log-group:", 1)[-1].removesuffix(":*")
         prefix = params.pop("logStreamNamePrefix")
         logs = self.cp.ctx.logs
         names: list[str] = []
@@ -167,10 +169,12 @@ class FrontApp:
             for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group,
                                                                              logStreamNamePrefix=prefix):
                 names.extend(st["logStreamName"] for st in page.get("logStreams", []))
-        except Exception:  # no such group, a bad name: moto gives the right error for the plain request
-            names = []
-            _replace_body(environ, json.dumps(params).encode("utf-8"))
-            return self.moto_app(environ, start_response)
+        except Exception as e:  # no such group, a bad name: answer what moto answered (never all streams)
+            response = getattr(e, "response", None) or {}
+            error = response.get("Error") or {}
+            raise _AwsError(error.get("Code") or "InvalidParameterException",
+                            error.get("Message") or f"cannot list the streams of log group {group!r}: {e}",
+                            int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 400)) from e
         if not names:
             body = json.dumps({"events": [], "searchedLogStreams": []}).encode("utf-8")
             start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"),
@@ -178,6 +182,9 @@ class FrontApp:
                                       ("x-amzn-RequestId", str(uuid.uuid4()))])
             return [body]
         params["logStreamNames"] = names
+        if "logGroupIdentifier" in params:  # moto reads logGroupName only
+            params.pop("logGroupIdentifier")
+            params["logGroupName"] = group
         _replace_body(environ, json.dumps(params).encode("utf-8"))
         return self.moto_app(environ, start_response)
 
