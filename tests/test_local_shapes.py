@@ -223,6 +223,34 @@ def test_describe_training_job_fills_what_clients_read(sm):
         assert channel["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "FullyReplicated"
 
 
+def test_uncompressed_output_is_uploaded_as_files_and_served(stack, sm):
+    sm.create_training_job(
+        TrainingJobName="raw-job", RoleArn=ROLE, AlgorithmSpecification={"TrainingImage": BUILTIN,
+                                                                         "TrainingInputMode": "File"},
+        InputDataConfig=[{"ChannelName": c, "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/data/{c}"}}} for c in ("train", "validation", "vocab")],
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/output", "CompressionType": "NONE"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        StoppingCondition={"MaxRuntimeInSeconds": 60})
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="raw-job", WaiterConfig=FAST)
+    d = sm.describe_training_job(TrainingJobName="raw-job")
+    assert d["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://{BUCKET}/output/raw-job/output/model/"
+    keys = [o["Key"] for o in stack.client("s3").list_objects_v2(
+        Bucket=BUCKET, Prefix="output/raw-job/output/")["Contents"]]
+    assert keys == ["output/raw-job/output/model/fake-model.json"]
+    sm.create_model(ModelName="raw-model", ExecutionRoleArn=ROLE,
+                    PrimaryContainer={"Image": BUILTIN, "ModelDataUrl": d["ModelArtifacts"]["S3ModelArtifacts"]})
+    sm.create_endpoint_config(EndpointConfigName="raw-cfg", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "raw-model", "InstanceType": "ml.m5.large",
+        "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName="raw-ep", EndpointConfigName="raw-cfg")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="raw-ep", WaiterConfig=FAST)
+    out = stack.client("sagemaker-runtime").invoke_endpoint(
+        EndpointName="raw-ep", ContentType="application/json", Body=json.dumps({"instances": [{"data": "a b"}]}))
+    assert json.loads(out["Body"].read())["predictions"][0]["target"] == "b a"
+    sm.delete_endpoint(EndpointName="raw-ep")
+
+
 def test_describe_echoes_the_settings_sent(sm):
     extra = {"RetryStrategy": {"MaximumRetryAttempts": 2}, "ExperimentConfig": {"ExperimentName": "exp"},
              "DebugHookConfig": {"S3OutputPath": f"s3://{BUCKET}/debug"},

@@ -214,8 +214,15 @@ class TrainingRunner:
         self._upload(rec, allow_empty=True)
         self._finish("Completed", "Completed", "Training job completed", **metrics, **self._artifacts(rec))
 
+    @staticmethod
+    def _uncompressed(rec: dict) -> bool:
+        return str(rec["OutputDataConfig"].get("CompressionType", "GZIP")).upper() == "NONE"
+
     def _model_uri(self, rec: dict) -> str:
-        return f"{rec['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{self.name}/output/model.tar.gz"
+        """``<S3OutputPath>/<job>/output/model.tar.gz``, or the ``.../output/model/`` prefix when
+        OutputDataConfig.CompressionType is NONE (SageMaker then uploads the files as they are)."""
+        base = f"{rec['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{self.name}/output"
+        return f"{base}/model/" if self._uncompressed(rec) else f"{base}/model.tar.gz"
 
     def _artifacts(self, rec: dict) -> dict:
         if not (self.workdir / "model.tar.gz.uploaded").exists():
@@ -226,13 +233,18 @@ class TrainingRunner:
         model_dir = self.ml / "model"
         if not allow_empty and not any(model_dir.iterdir()):
             return
-        archive = self.workdir / "model.tar.gz"
-        with tarfile.open(archive, "w:gz") as tar:
-            for item in sorted(model_dir.iterdir()):
-                tar.add(item, arcname=item.name)
         bucket, key = parse_s3_uri(self._model_uri(rec))
-        self.ctx.s3.upload_file(str(archive), bucket, key)
-        archive.unlink()
+        if self._uncompressed(rec):
+            for item in sorted(model_dir.rglob("*")):
+                if item.is_file():
+                    self.ctx.s3.upload_file(str(item), bucket, key + item.relative_to(model_dir).as_posix())
+        else:
+            archive = self.workdir / "model.tar.gz"
+            with tarfile.open(archive, "w:gz") as tar:
+                for item in sorted(model_dir.iterdir()):
+                    tar.add(item, arcname=item.name)
+            self.ctx.s3.upload_file(str(archive), bucket, key)
+            archive.unlink()
         (self.workdir / "model.tar.gz.uploaded").touch()
 
 
