@@ -261,8 +261,7 @@ class _Counter:
         return Item("text", data, attention, n)
 
     def ids(self, ids: list[int]) -> Item:
-        if self.cut is not None:
-            ids = ids[:self.cut]
+        ids = [int(t) for t in (ids[:self.cut] if self.cut is not None else ids)]
         self._count(len(ids))
         return Item("ids", ids, False, len(ids))
 
@@ -331,15 +330,15 @@ def _parse_recordio(body: bytes, src_vocab_size: int | None, counter: _Counter) 
             raise RequestError(400, f'record {i}: {e} (expected features["source"] as an int32 tensor)') from None
         except Exception as e:  # protobuf's DecodeError and friends
             raise RequestError(400, f"record {i}: not a Record protobuf ({type(e).__name__}: {e})") from None
-        if src_vocab_size is not None:
-            bad = [t for t in ids if t < 0 or t >= src_vocab_size]
-            if bad:
-                raise RequestError(
-                    400,
-                    f'record {i}: features["source"] holds id {bad[0]}, outside the source vocabulary '
-                    f"(ids 0..{src_vocab_size - 1}); encode with the model's vocab.src.json",
-                )
-        items.append(counter.ids([int(t) for t in ids]))
+        # min/max run in C: a 5-million-id record is checked in milliseconds, not a Python loop
+        if src_vocab_size is not None and ids and (min(ids) < 0 or max(ids) >= src_vocab_size):
+            bad = next(t for t in ids if t < 0 or t >= src_vocab_size)
+            raise RequestError(
+                400,
+                f'record {i}: features["source"] holds id {bad}, outside the source vocabulary '
+                f"(ids 0..{src_vocab_size - 1}); encode with the model's vocab.src.json",
+            )
+        items.append(counter.ids(ids))
     return items
 
 
