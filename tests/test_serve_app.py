@@ -723,3 +723,28 @@ def test_request_timeout_covers_parsing(monkeypatch):
         release.set()
         assert r.status_code == 504 and "S2S_REQUEST_TIMEOUT_S" in r.text
         good_request_works(c)
+
+
+def test_refused_large_requests_leave_nothing_behind():
+    """A request over the sentence cap is parsed, then refused; its parsed document (here 50,000 dicts
+    per request) must be freed at once, not kept alive in a reference cycle until a full garbage
+    collection (four clients sending 200,001-sentence requests took the server to 3.3 GB)."""
+    import gc
+    import tracemalloc
+
+    body = json.dumps({"instances": [{"data": "a"}] * 50_000}).encode()
+    with client_for(max_instances=10) as c:
+        assert post_json(c, {"instances": [{"data": "a"}] * 11}).status_code == 413  # warm up
+        gc.collect()
+        gc.disable()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            for _ in range(5):
+                r = c.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+                assert r.status_code == 413 and "50000 sentences" in r.text
+            kept = tracemalloc.get_traced_memory()[0] - base
+        finally:
+            tracemalloc.stop()
+            gc.enable()
+    assert kept < 8 * 2**20, f"{kept / 2**20:.1f} MiB still held after 5 refused requests"
