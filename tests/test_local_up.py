@@ -1,6 +1,7 @@
 """`s2s-aws local up` ready for real clients (issue 13 item 4): it makes the bucket the SageMaker SDKs'
 default_bucket() names and an execution role and prints them with the STS workaround, locks its
-state folder, keeps timestamps across a restart, and says in one line when --state-dir is a file."""
+state folder, keeps timestamps (and IAM roles, and CloudWatch metrics) across a restart, and says in
+one line when --state-dir is a file."""
 from __future__ import annotations
 
 import datetime
@@ -115,6 +116,11 @@ def _timestamps(url):
     out["endpoint"] = [ep["CreationTime"], ep["LastModifiedTime"]]
     out["model"] = sm.describe_model(ModelName="m")["CreationTime"]
     out["config"] = sm.describe_endpoint_config(EndpointConfigName="c")["CreationTime"]
+    iam = s.client("iam", endpoint_url=url)
+    role = iam.get_role(RoleName="user-role")["Role"]
+    out["role"] = [role["Arn"], role["CreateDate"], role["AssumeRolePolicyDocument"], role.get("Description")]
+    out["role-inline"] = iam.get_role_policy(RoleName="user-role", PolicyName="inline")["PolicyDocument"]
+    out["role-attached"] = iam.list_attached_role_policies(RoleName="user-role")["AttachedPolicies"]
     mjob = sm.describe_training_job(TrainingJobName="metrics-job")
     out["metrics"] = sorted(
         (p["Timestamp"], p["Average"]) for p in s.client("cloudwatch", endpoint_url=url).get_metric_statistics(
@@ -126,7 +132,7 @@ def _timestamps(url):
     return out
 
 
-def test_timestamps_survive_a_restart(tmp_path):
+def test_timestamps_and_iam_roles_survive_a_restart(tmp_path):
     state = tmp_path / "state"
     proc = _up(state, "--json")
     try:
@@ -147,6 +153,14 @@ def test_timestamps_survive_a_restart(tmp_path):
             StoppingCondition={"MaxRuntimeInSeconds": 600})
         sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName="metrics-job", WaiterConfig=FAST)
         s3.put_object(Bucket="ts-bucket", Key="note.txt", Body=b"kept")
+        iam = s.client("iam", endpoint_url=url)
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"Service": "sagemaker.amazonaws.com"}}]}
+        allow = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        iam.create_role(RoleName="user-role", AssumeRolePolicyDocument=json.dumps(trust), Description="mine")
+        iam.put_role_policy(RoleName="user-role", PolicyName="inline", PolicyDocument=json.dumps(allow))
+        policy_arn = iam.create_policy(PolicyName="managed", PolicyDocument=json.dumps(allow))["Policy"]["Arn"]
+        iam.attach_role_policy(RoleName="user-role", PolicyArn=policy_arn)
         logs.create_log_group(logGroupName="/ts/group")
         logs.create_log_stream(logGroupName="/ts/group", logStreamName="s")
         logs.put_log_events(logGroupName="/ts/group", logStreamName="s",

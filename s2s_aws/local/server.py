@@ -41,10 +41,12 @@ class PersistingApp:
     are not saved one by one: the object is saved when the upload completes.
     """
 
-    def __init__(self, app: Callable, save_s3: Callable[[], None], logs_written: Callable[[], None]):
+    def __init__(self, app: Callable, save_s3: Callable[[], None], logs_written: Callable[[], None],
+                 save_iam: Callable[[], None] | None = None):
         self.app = app
         self.save_s3 = save_s3
         self.logs_written = logs_written
+        self.save_iam = save_iam
         self.enabled = False  # off while the saved state is being restored
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
@@ -62,7 +64,16 @@ class PersistingApp:
         if service == "logs" and any(op in environ.get("HTTP_X_AMZ_TARGET", "")
                                      for op in ("PutLogEvents", "CreateLog", "DeleteLog")):
             self.logs_written()
+        if service == "iam" and method == "POST" and self.save_iam is not None:
+            action = (parse_qs(_read_body(environ).decode("utf-8", "replace")).get("Action") or [""])[0]
+            if not action.startswith(_IAM_READS):
+                body = list(self.app(environ, start_response))  # roles and policies: write-through too
+                self.save_iam()
+                return body
         return self.app(environ, start_response)
+
+
+_IAM_READS = ("Get", "List", "Simulate", "Generate")
 
 
 def is_sagemaker(environ: dict) -> bool:

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import InputError
-from .state import Registry, restore_logs, restore_s3, restore_timestamps, snapshot_logs, snapshot_s3
+from .state import (
+    Registry, restore_iam, restore_logs, restore_s3, restore_timestamps, snapshot_iam, snapshot_logs, snapshot_s3,
+)
 from .support import ACCOUNT_ID, Context
 
 logger = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ class LocalStack:
         self.logs_save_interval_s = 1.0
         self._thread: threading.Thread | None = None
         self._lock_file: Any = None
+        self._iam: Any = None
         self.control_plane: Any = None
         self.ctx: Context | None = None
         if start:
@@ -162,7 +165,8 @@ class LocalStack:
                 logger.debug("http: " + message, *args)
 
         registry = Registry(self.state_dir)
-        moto_app = PersistingApp(DomainDispatcherApplication(create_backend_app), self._save_s3, self._logs_dirty.set)
+        moto_app = PersistingApp(DomainDispatcherApplication(create_backend_app), self._save_s3, self._logs_dirty.set,
+                                 self._save_iam)
         front = FrontApp(None, moto_app)  # type: ignore[arg-type]
         try:
             server = make_server("127.0.0.1", self._port, front, threaded=True, request_handler=_QuietHandler)
@@ -186,7 +190,9 @@ class LocalStack:
         n_obj = restore_s3(s3, self.state_dir)
         n_ev = restore_logs(logs, self.state_dir)
         restore_timestamps(self.state_dir, self.region, ACCOUNT_ID)
-        moto_app.enabled = True  # from here on, S3 writes are saved before they are acknowledged
+        self._iam = session.client("iam", endpoint_url=self.endpoint_url)
+        restore_iam(self._iam, self.state_dir, ACCOUNT_ID)
+        moto_app.enabled = True  # from here on, S3 and IAM writes are saved before they are acknowledged
         self._ensure_bucket_and_role(session)
         self._logs_dirty.clear()
         self._stopping.clear()
@@ -249,6 +255,13 @@ class LocalStack:
             self._release_state_dir()
 
     # ------------------------------------------------------------------ durability
+    def _save_iam(self) -> None:
+        """Write IAM's roles and policies to the state folder (called before an IAM change is acknowledged)."""
+        if self._iam is None:
+            return
+        with self._save_lock:
+            snapshot_iam(self._iam, self.state_dir)
+
     def _save_s3(self) -> None:
         """Write S3 to the state folder (called before an S3 write is acknowledged)."""
         if self.ctx is None:

@@ -6,12 +6,14 @@ Layout under ``state_dir``::
     jobs/<kind>/<name>/            per-job working folders (the /opt/ml-style tree, logs)
     endpoints/<name>/<generation>/ unpacked models of running endpoints
     s3/index.json + s3/blobs/      the S3 snapshot (content-addressed object bodies)
-    logs.json                      the CloudWatch Logs snapshot
+    logs.json, logs-times.json     the CloudWatch Logs snapshot (events; group and stream creation times)
+    iam.json                       IAM roles (trust policy, inline and attached policies) and local policies
+    lock                           held (flock) by the stack that uses the folder; its pid
 
 Moto keeps S3 and CloudWatch Logs in memory, so the stack saves them here and restores them on
 start: S3 before each write is acknowledged (write-through, see ``server.PersistingApp``; objects
-whose ETag did not change are not read again), logs about once a second and on stop. SageMaker
-resources are written through on every change.
+whose ETag did not change are not read again), IAM after each change, logs about once a second and
+on stop. SageMaker resources are written through on every change.
 """
 from __future__ import annotations
 
@@ -322,3 +324,91 @@ def restore_timestamps(root: Path, region: str, account_id: str) -> int:
         logger.warning("could not restore S3 and CloudWatch Logs timestamps from %s (%s: %s); they show the "
                        "time of the restart", root, type(e).__name__, e)
     return count
+
+
+# ---------------------------------------------------------------- IAM roles and policies
+
+def snapshot_iam(iam: Any, root: Path) -> int:
+    """Save the local IAM's roles (trust policy, inline and attached policies) and customer-managed
+    policies to ``root/iam.json``; returns the number of roles and policies saved."""
+    policies = []
+    for page in iam.get_paginator("list_policies").paginate(Scope="Local"):
+        for pol in page.get("Policies", []):
+            doc = iam.get_policy_version(PolicyArn=pol["Arn"], VersionId=pol["DefaultVersionId"])
+            policies.append({"PolicyName": pol["PolicyName"], "Path": pol.get("Path", "/"),
+                             "Description": pol.get("Description") or "",
+                             "PolicyDocument": _json_doc(doc["PolicyVersion"]["Document"])})
+    roles = []
+    for page in iam.get_paginator("list_roles").paginate():
+        for role in page.get("Roles", []):
+            name = role["RoleName"]
+            inline = {}
+            for ipage in iam.get_paginator("list_role_policies").paginate(RoleName=name):
+                for pname in ipage.get("PolicyNames", []):
+                    inline[pname] = _json_doc(iam.get_role_policy(RoleName=name, PolicyName=pname)["PolicyDocument"])
+            attached = [a["PolicyArn"] for apage in iam.get_paginator("list_attached_role_policies").paginate(
+                RoleName=name) for a in apage.get("AttachedPolicies", [])]
+            roles.append({"RoleName": name, "Path": role.get("Path", "/"), "Description": role.get("Description") or "",
+                          "CreateDate": _epoch(role.get("CreateDate")),
+                          "MaxSessionDuration": role.get("MaxSessionDuration", 3600),
+                          "AssumeRolePolicyDocument": _json_doc(role.get("AssumeRolePolicyDocument") or {}),
+                          "InlinePolicies": inline, "AttachedPolicyArns": attached})
+    atomic_write_json(root / "iam.json", {"policies": policies, "roles": roles})
+    return len(policies) + len(roles)
+
+
+def restore_iam(iam: Any, root: Path, account_id: str | None = None) -> int:
+    """Create the roles and policies saved in ``root/iam.json`` (those that do not exist yet); with
+    ``account_id``, roles get their saved ``CreateDate`` back (on moto's in-process backend)."""
+    path = root / "iam.json"
+    if not path.exists():
+        return 0
+    saved = json.loads(path.read_text("utf-8"))
+    count = 0
+    for pol in saved.get("policies", []):
+        try:
+            iam.create_policy(PolicyName=pol["PolicyName"], Path=pol["Path"], Description=pol["Description"],
+                              PolicyDocument=pol["PolicyDocument"])
+            count += 1
+        except iam.exceptions.EntityAlreadyExistsException:
+            pass
+    for role in saved.get("roles", []):
+        try:
+            iam.create_role(RoleName=role["RoleName"], Path=role["Path"], Description=role["Description"],
+                            MaxSessionDuration=role["MaxSessionDuration"],
+                            AssumeRolePolicyDocument=role["AssumeRolePolicyDocument"])
+        except iam.exceptions.EntityAlreadyExistsException:
+            continue
+        for pname, doc in role["InlinePolicies"].items():
+            iam.put_role_policy(RoleName=role["RoleName"], PolicyName=pname, PolicyDocument=doc)
+        for policy_arn in role["AttachedPolicyArns"]:
+            try:
+                iam.attach_role_policy(RoleName=role["RoleName"], PolicyArn=policy_arn)
+            except iam.exceptions.NoSuchEntityException:
+                logger.warning("role %s: the policy %s no longer exists; not attached", role["RoleName"], policy_arn)
+        if account_id is not None and role.get("CreateDate") is not None:
+            _set_role_created(account_id, role["RoleName"], role["CreateDate"])
+        count += 1
+    return count
+
+
+def _set_role_created(account_id: str, name: str, epoch: float) -> None:
+    import datetime
+    try:
+        from moto.iam.models import iam_backends
+        iam_backends[account_id]["aws"].get_role(name).create_date = datetime.datetime.fromtimestamp(
+            epoch, tz=datetime.timezone.utc).replace(tzinfo=None)
+    except Exception as e:  # moto's internals moved: the role keeps the restart time
+        logger.warning("could not restore the CreateDate of role %s (%s: %s)", name, type(e).__name__, e)
+
+
+def _json_doc(doc: Any) -> str:
+    """A policy document as JSON text (boto3 gives it decoded, or URL-encoded text)."""
+    if isinstance(doc, str):
+        from urllib.parse import unquote
+        text = unquote(doc)
+        try:
+            return json.dumps(json.loads(text))
+        except ValueError:
+            return text
+    return json.dumps(doc)
