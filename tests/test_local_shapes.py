@@ -75,6 +75,13 @@ def _train(sm, name, image=BUILTIN, metric_definitions=None, hyperparameters=Non
     return sm.describe_training_job(TrainingJobName=name)
 
 
+def _until_done(sm, name):
+    deadline = time.time() + 120
+    while sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] in ("InProgress", "Stopping"):
+        assert time.time() < deadline, f"training job {name} never finished"
+        time.sleep(0.3)
+
+
 # ---------------------------------------------------------------------- the output-shape walk
 _PY_TYPES = {"string": str, "boolean": bool, "integer": int, "long": int, "float": (int, float),
              "double": (int, float), "timestamp": (int, float, str), "blob": str}
@@ -142,6 +149,14 @@ def test_every_served_operation_answers_in_botocore_output_shape(stack, sm):
         assert time.time() < deadline
         time.sleep(0.2)
     sm.describe_training_job(TrainingJobName="shape-stop")  # InProgress, before any ModelArtifacts
+    sm.create_training_job(  # one that fails (no channels): Failed with a FailureReason
+        TrainingJobName="shape-fail", RoleArn=ROLE, AlgorithmSpecification={"TrainingImage": BUILTIN,
+                                                                            "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/output"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        StoppingCondition={"MaxRuntimeInSeconds": 60})
+    _until_done(sm, "shape-fail")  # (the waiter raises on Failed)
+    assert sm.describe_training_job(TrainingJobName="shape-fail")["TrainingJobStatus"] == "Failed"
     sm.stop_training_job(TrainingJobName="shape-stop")
     art = d["ModelArtifacts"]["S3ModelArtifacts"]
     sm.create_model(ModelName="shape-model", ExecutionRoleArn=ROLE,
