@@ -75,7 +75,9 @@ class Journey:
 
 
 def run_journey(python: Path | str, script: str, stack, prep: Path, workdir: Path,
-                timeout_s: float = 900) -> Journey:
+                timeout_s: float = 600) -> Journey:
+    """Run the journey script; ``timeout_s`` stays under pytest's 900 s per test (pyproject.toml), so a
+    client that hangs is killed here and its output still reaches the failure message."""
     results = workdir / "results.jsonl"
     results.unlink(missing_ok=True)
     try:
