@@ -18,4 +18,4 @@ bench-preprocess: setup
 	.venv/bin/python benchmarks/preprocess.py
 
 clean:
-	rm -rf .venv .s2s-setup-stamp infra/node_modules infra/cdk.out s2s-quickstart
+	rm -rf .venv .venv-clients .s2s-setup-stamp infra/node_modules infra/cdk.out s2s-quickstart
