@@ -283,3 +283,22 @@ def test_limits_cut_sentences_and_refuse_requests_over_the_caps(texts, max_insta
     else:
         assert [it.source.split() for it in items] == [t.split()[:cut] for t in texts]
         assert all(it.source == "" for it, n in zip(items, used) if n == 0)  # whitespace only is ""
+
+
+@pytest.mark.slow
+def test_cut_stalled_and_abandoned_bodies_over_http():
+    """The raw-socket cases of ``benchmarks/fuzz.py --http`` (a short run): bodies cut short, declared
+    longer or shorter than sent, sent in pieces with pauses, or abandoned. Each ends below 500 or
+    with a closed connection, a good request works after each, and the log has no traceback (a client
+    hanging up mid-body logged an ERROR traceback before)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
+    spec = importlib.util.spec_from_file_location("s2s_bench_fuzz", path)
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    # always 30 cases (the long run is fuzz.py --http N); a fresh seed when S2S_FUZZ_EXAMPLES is set
+    result = fuzz.run_http_fuzz(30, seed=int.from_bytes(os.urandom(4), "big") if EXAMPLES else 3)
+    assert result["problems"] == [], result
+    assert sum(result["outcomes"].values()) == 30

@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -223,6 +223,9 @@ async def _read_body(request: Request, state: _State, deadline: float) -> bytes:
                 return await _read_body_within(request, state.settings.max_payload_bytes)
             finally:
                 state.body_reads.discard(timeout)
+    except ClientDisconnect:
+        # the client hung up before its body arrived: nobody to answer (uvicorn drops what is sent)
+        raise RequestError(400, "the client disconnected before the request body arrived") from None
     except TimeoutError:
         if state.stopping:
             raise RequestError(503, "the server is shutting down and this request's body had not fully "
