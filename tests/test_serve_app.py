@@ -650,7 +650,8 @@ def test_a_small_request_is_served_between_slices_of_a_large_one(dynamic_batchin
 
 
 def test_fair_batches_share_the_room_between_requests():
-    """Max-min fairness inside one batch: small requests get all they need, large ones split the rest."""
+    """Inside one batch of 8: the fair lane (4) gives each request one, then the leftover to the request
+    closest to done (the 2-sentence one gets both); the oldest lane (4) goes to the oldest request."""
     gate = StepGate()
     fake = FakeTranslator(gate=gate)
     app = create_app(fake, settings=ServerSettings(max_batch_size=8))
@@ -665,7 +666,29 @@ def test_fair_batches_share_the_room_between_requests():
         assert first.result(30).status_code == 200
         assert all(f.result(30).status_code == 200 for f in futures)
     second = sorted(s[0] for s in fake.sources[1])
-    assert second == [5, 5, 5, 6, 6, 6, 7, 7]   # "d" x 2 whole, 3 + 3 of the large ones
+    assert second == [5, 5, 5, 5, 5, 6, 7, 7]   # "d" x 2 whole, 1 + 4 for the oldest "b", 1 for "c"
+
+
+def test_a_large_request_keeps_half_the_model_however_many_small_ones_wait():
+    """The oldest lane: with ten one-sentence requests queued behind a 40-sentence one, the large one
+    still gets half of each batch (with fair shares alone it got one sentence per batch, and under 44
+    clients of small requests a 1,000-sentence request timed out); the small ones share the rest."""
+    gate = StepGate()
+    fake = FakeTranslator(gate=gate)
+    app = create_app(fake, settings=ServerSettings(max_batch_size=8))
+    with TestClient(app) as c, ThreadPoolExecutor(12) as pool:
+        first = pool.submit(post_json, c, {"instances": [{"data": "e"}]})
+        _wait_until(lambda: len(fake.calls) == 1)
+        big = pool.submit(post_json, c, {"instances": [{"data": "a"}] * 40})
+        _wait_until(lambda: app.state.s2s.batcher.queued_sentences == 40)
+        small = [pool.submit(post_json, c, {"instances": [{"data": "b"}]}) for _ in range(10)]
+        _wait_until(lambda: app.state.s2s.batcher.queued_sentences == 50)
+        gate.release(100)
+        assert first.result(30).status_code == 200 and big.result(30).status_code == 200
+        assert all(f.result(30).json() == {"predictions": [{"target": "B"}]} for f in small)
+    second, third = ([s[0] for s in call] for call in fake.sources[1:3])
+    assert second.count(4) >= 4 and third.count(4) >= 4      # "a": the large request
+    assert second.count(5) + third.count(5) >= 6             # "b": small requests get in too
 
 
 def test_large_bodies_are_parsed_and_answers_encoded_off_the_event_loop(monkeypatch):
