@@ -72,16 +72,16 @@ def test_translator_text_interface_and_attention_matrix(tmp_path):
     from s2s_algorithm.translator import TextTranslation, load_translator
 
     tr = load_translator(train_tiny_model(tmp_path), device="cpu")
-    # "zz" is unknown (-> <unk>); 12 tokens exceed max_seq_len_source=10: the last columns stay 0
+    # "zz" is unknown (-> <unk>); 12 tokens exceed max_seq_len_source=10: the model reads the first 10,
+    # which are the source tokens and the matrix columns (issue 19)
     sentences = ["w1 w2 w3", "w4 zz w5", " ".join(f"w{i}" for i in range(12))]
     out = tr.translate(sentences, beam_size=2, attention=True)
     assert all(isinstance(o, TextTranslation) for o in out)
     assert out[0].target == "w3 w2 w1" and out[0].tokens == ["w3", "w2", "w1"]
     for sentence, o in zip(sentences, out):
-        assert o.source_tokens == sentence.split()
+        assert o.source_tokens == sentence.split()[:10]
         assert len(o.matrix) == len(o.tokens)
-        assert all(len(row) == len(sentence.split()) for row in o.matrix)
-    assert all(row[10:] == [0.0, 0.0] for row in out[2].matrix)
+        assert all(len(row) == min(len(sentence.split()), 10) for row in o.matrix)
     assert len(out[2].tokens) <= 10
     plain = tr.translate(sentences)
     assert all(o.matrix is None for o in plain)
