@@ -183,8 +183,8 @@ class _State:
         """The server is stopping: bodies still arriving are answered 503 now (call on the event loop)."""
         self.stopping = True
         now = asyncio.get_running_loop().time()
-        for timeout in list(self.body_reads):
-            timeout.reschedule(now)
+        for timer in list(self.body_reads):
+            timer.reschedule(now)
 
     async def become_ready(self, translators: Sequence[Any]) -> None:
         s = self.settings
@@ -213,25 +213,54 @@ def _error(status: int, message: str, close: bool = False) -> Response:
     return PlainTextResponse(message + "\n", status_code=status, headers={"Connection": "close"} if close else None)
 
 
+class _BodyDeadline:
+    """Cancels the current task at ``when`` (loop time) unless cancelled first; a graceful stop brings
+    it forward with :meth:`reschedule`. (``asyncio.timeout_at`` does this from Python 3.11; the
+    container and the SDK support 3.10.)"""
+
+    def __init__(self, when: float):
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self.expired = False
+        self._handle = self._loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        self._task.cancel()
+
+    def reschedule(self, when: float) -> None:
+        if not self.expired:
+            self._handle.cancel()
+            self._handle = self._loop.call_at(when, self._expire)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
 async def _read_body(request: Request, state: _State, deadline: float) -> bytes:
     """The request body; 413 when it is over the payload cap (declared or actually sent), 408 when it
     has not arrived by ``deadline`` (loop time), 503 when the server stops while it arrives."""
+    timer = _BodyDeadline(deadline if not state.stopping else 0.0)
+    state.body_reads.add(timer)
     try:
-        async with asyncio.timeout_at(deadline if not state.stopping else 0) as timeout:
-            state.body_reads.add(timeout)
-            try:
-                return await _read_body_within(request, state.settings.max_payload_bytes)
-            finally:
-                state.body_reads.discard(timeout)
-    except ClientDisconnect:
-        # the client hung up before its body arrived: nobody to answer (uvicorn drops what is sent)
-        raise RequestError(400, "the client disconnected before the request body arrived") from None
-    except TimeoutError:
+        return await _read_body_within(request, state.settings.max_payload_bytes)
+    except asyncio.CancelledError:
+        if not timer.expired:
+            raise  # cancelled by someone else (uvicorn): not ours to answer
+        task = asyncio.current_task()
+        if hasattr(task, "uncancel"):  # Python 3.11+: the cancellation was ours and is handled here
+            task.uncancel()
         if state.stopping:
             raise RequestError(503, "the server is shutting down and this request's body had not fully "
                                     "arrived; send it again (to another instance)") from None
         raise RequestError(408, f"the request body did not arrive within {state.settings.read_timeout_s:g} s "
                                 "(S2S_READ_TIMEOUT_S); send the whole body at once") from None
+    except ClientDisconnect:
+        # the client hung up before its body arrived: nobody to answer (uvicorn drops what is sent)
+        raise RequestError(400, "the client disconnected before the request body arrived") from None
+    finally:
+        timer.cancel()
+        state.body_reads.discard(timer)
 
 
 async def _read_body_within(request: Request, limit: int) -> bytes:
