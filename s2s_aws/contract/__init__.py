@@ -1,0 +1,1 @@
+"""The contract between the SDK and the algorithm container (see DESIGN.md "Layout")."""
