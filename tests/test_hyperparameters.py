@@ -486,3 +486,77 @@ def test_deeply_nested_values_are_a_hyperparameter_error_not_a_recursion_error(b
 def test_long_values_are_shortened_in_messages():
     err = _error({"batch_size": "x" * 100_000})
     assert err.value == "x" * 100_000 and len(str(err)) < 2000
+
+
+# -- the one declaration ------------------------------------------------------------------------------
+_PY_TYPES = {"int": int, "float": float, "bool": bool, "choice": str}
+
+
+def test_each_class_attribute_is_its_spec_and_its_annotation_is_the_parsed_type():
+    import typing
+
+    hints = typing.get_type_hints(Hyperparameters)
+    assert list(hints) == list(SCHEMA)              # declaration order is table order
+    hp = Hyperparameters()
+    for name, spec in SCHEMA.items():
+        assert getattr(Hyperparameters, name) is spec, name
+        expected = _PY_TYPES[spec.kind]
+        assert hints[name] == (expected | None if spec.optional else expected), name
+        value = getattr(hp, name)
+        assert value is None if spec.optional else type(value) is expected, name
+
+
+def test_a_declaration_that_contradicts_its_annotation_is_refused():
+    from s2s_aws.contract._hpspec import declare
+
+    def build(annotation: str, *args, **options):
+        namespace = {"__annotations__": {"x": annotation}, "x": declare(*args, **options)}
+        return type("Bad", (), namespace)
+
+    assert build("int", 3, "help").x.kind == "int"
+    for annotation, args, options in [("str", ("a", "help"), {}),                  # a str needs choices
+                                      ("int", (3, "help"), {"choices": ("a",)}),    # only a str has them
+                                      ("int", (None, "help"), {}),                  # None needs | None
+                                      ("list[int]", ((), "help"), {})]:
+        with pytest.raises((TypeError, RuntimeError)) as info:   # Python < 3.12 wraps it in a RuntimeError
+            build(annotation, *args, **options)
+        error = info.value if isinstance(info.value, TypeError) else info.value.__cause__
+        assert isinstance(error, TypeError) and str(error).startswith("hyperparameter x: "), annotation
+
+
+def test_describe_rows_give_what_a_listing_needs():
+    from s2s_aws.contract.hyperparameters import HyperparameterRow, describe_rows
+
+    rows = describe_rows()
+    assert [r.name for r in rows] == list(SCHEMA)
+    by_name = {r.name: r for r in rows}
+    assert by_name["batch_size"] == HyperparameterRow("batch_size", "int", "64", "an integer in [1, 65536]",
+                                                      SCHEMA["batch_size"].help, False)
+    assert by_name["rnn_attention_num_hidden"].default == "= rnn_num_hidden"
+    assert by_name["max_num_epochs"].default == "unset"
+    assert by_name["optimizer_type"][1:4] == ("str", "adam", "one of: adam, sgd, rmsprop")
+    assert {r.name for r in rows if r.extension} == set(EXTENSION_NAMES)
+    assert [r.name for r in describe_rows(["seed", "beam_size"])] == ["seed", "beam_size"]
+    table = describe()
+    for r in rows:
+        assert re.search(rf"^{r.name}\s+{r.type}\s+{re.escape(r.default)}\s+{re.escape(r.allowed)}\s+"
+                         rf"{re.escape(r.help)}", table, re.M), r.name
+
+
+@pytest.mark.parametrize("text,value", [("true", True), (" TRUE ", True), ("1", True), ("True", True),
+                                        ("false", False), ("0", False), ("\tFalse\n", False)])
+def test_parse_bool_accepts_the_hyperparameter_vocabulary(text, value):
+    from s2s_aws.contract.hyperparameters import parse_bool
+
+    assert parse_bool(text) is value
+    assert Hyperparameters.from_strings({"bucketing_enabled": text}).bucketing_enabled is value
+
+
+@pytest.mark.parametrize("text", ["yes", "no", "on", "off", "", " ", "2", "-1", "t", "truee", "1.0"])
+def test_parse_bool_refuses_everything_else(text):
+    from s2s_aws.contract.hyperparameters import parse_bool
+
+    with pytest.raises(ValueError, match="not a boolean: expected true or false"):
+        parse_bool(text)
+    err = _error({"bucketing_enabled": text})
+    assert err.allowed == "true or false"

@@ -65,236 +65,41 @@ Rules decided here (the contract leaves them open):
 * Equality compares the *resolved* values (:meth:`Hyperparameters.as_dict`): an object with
   ``batch_size=64`` set explicitly equals the default object. ``to_strings()`` still remembers what
   was set explicitly.
+
+The one declaration: every name is declared once, as an annotated attribute of
+:class:`Hyperparameters` (``batch_size: int = declare(64, "...", minimum=1, maximum=65536)``). From
+it come the parsing and validation (:data:`SCHEMA`), the typed attributes users' type checkers see,
+the listing (:func:`describe_rows`, :func:`describe`) and the container's model configuration
+(``s2s_algorithm.config.ModelConfig`` takes its fields, types and defaults from :data:`SCHEMA`).
+:func:`parse_bool` is the contract's one boolean parser.
 """
 from __future__ import annotations
 
-import difflib
 import logging
-import math
-import numbers
-import re
-import reprlib
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from ..errors import HyperparameterError
+from ._hpspec import FALSE_WORDS, TRUE_WORDS, HyperparameterSpec, declare, did_you_mean, parse_bool, shown, specs_of
 
 __all__ = [
     "Hyperparameters",
     "HyperparameterSpec",
+    "HyperparameterRow",
     "SCHEMA",
     "EXTENSION_NAMES",
     "RESERVED_PREFIXES",
+    "TRUE_WORDS",
+    "FALSE_WORDS",
     "describe",
+    "describe_rows",
+    "parse_bool",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Name prefixes SageMaker (or its SDK) may add to a job's hyperparameters; never ours.
 RESERVED_PREFIXES: tuple[str, ...] = ("sagemaker_", "_")
-
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_TRUE = frozenset({"true", "1"})
-_FALSE = frozenset({"false", "0"})
-
-
-@dataclass(frozen=True)
-class HyperparameterSpec:
-    """One hyperparameter: its type, default, allowed values and help text.
-
-    ``kind`` is ``"int"``, ``"float"``, ``"bool"`` or ``"choice"``. ``minimum``/``maximum`` bound
-    numbers (inclusive unless ``min_exclusive``/``max_exclusive``); ``special`` lists extra
-    values allowed outside the bounds (``-1`` = unlimited); ``excluded`` lists values rejected inside
-    them. ``default`` is None for a name that is unset unless given (``optional``) or whose default
-    follows another name (``default_from``).
-    """
-
-    name: str
-    kind: str
-    default: Any
-    help: str
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    min_exclusive: bool = False
-    max_exclusive: bool = False
-    special: tuple[Any, ...] = ()
-    excluded: tuple[Any, ...] = ()
-    even: bool = False
-    optional: bool = False
-    default_from: str | None = None
-    extension: bool = False
-
-    @property
-    def type_name(self) -> str:
-        """A short type name for tables: int, float, bool or str."""
-        return {"choice": "str"}.get(self.kind, self.kind)
-
-    @property
-    def allowed(self) -> str:
-        """What values are allowed, in words (used in error messages and tables)."""
-        if self.kind == "bool":
-            return "true or false"
-        if self.kind == "choice":
-            return "one of: " + ", ".join(self.choices)
-        noun = "an even integer" if self.even else ("an integer" if self.kind == "int" else "a number")
-        lo, hi = self.minimum, self.maximum
-        if lo is not None and hi is not None:
-            text = (f"{noun} in {'(' if self.min_exclusive else '['}{_fmt(lo)}, "
-                    f"{_fmt(hi)}{')' if self.max_exclusive else ']'}")
-        elif lo is not None and self.kind == "int" and lo == 1 and not self.min_exclusive:
-            text = f"{noun} > 0"
-        elif lo is not None:
-            text = f"{noun} {'>' if self.min_exclusive else '>='} {_fmt(lo)}"
-        elif hi is not None:
-            text = f"{noun} {'<' if self.max_exclusive else '<='} {_fmt(hi)}"
-        else:
-            text = noun
-        if self.excluded:
-            text += " other than " + ", ".join(_fmt(v) for v in self.excluded)
-        if self.special:
-            text += ", or " + ", ".join(_fmt(v) for v in self.special)
-        return text
-
-    @property
-    def default_text(self) -> str:
-        """The default as shown to users (``unset``, ``= rnn_num_hidden``, or a canonical string)."""
-        if self.default_from is not None:
-            return f"= {self.default_from}"
-        if self.default is None:
-            return "unset"
-        return self.to_string(self.default)
-
-    def to_string(self, value: Any) -> str:
-        """The canonical string form of a valid python value."""
-        if self.kind == "bool":
-            return "true" if value else "false"
-        if self.kind == "float":
-            return repr(float(value))
-        return str(value)
-
-    def parse(self, value: Any) -> Any:
-        """Convert a string or python value to this parameter's type and check it.
-
-        Raises :class:`HyperparameterError` naming the parameter, the value and what is allowed.
-        """
-        converted = self._convert(value)
-        if self.kind in ("int", "float") and not self._in_range(converted):
-            raise self._error(value)
-        return converted
-
-    # -- internals -------------------------------------------------------------------------------
-    def _error(self, value: Any, extra: str = "") -> HyperparameterError:
-        shown = _shown(value)
-        message = f"hyperparameter {self.name}={shown} is not allowed: expected {self.allowed}"
-        if extra:
-            message += f" ({extra})"
-        message += f". Fix the value, or leave {self.name} out to use the default ({self.default_text})."
-        return HyperparameterError(message, name=self.name, value=value, allowed=self.allowed)
-
-    def _convert(self, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if self.kind == "bool":
-                low = text.lower()
-                if low in _TRUE:
-                    return True
-                if low in _FALSE:
-                    return False
-                raise self._error(value)
-            if self.kind == "choice":
-                low = text.lower()
-                if low in self.choices:
-                    return low
-                raise self._error(value, _did_you_mean(low, self.choices))
-            if self.kind == "int":
-                if _INT_RE.fullmatch(text):
-                    try:
-                        return int(text)
-                    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
-                        raise self._error(value, "the number has too many digits") from None
-                hint = "write a whole number such as 32" if _FLOAT_RE.fullmatch(text) else ""
-                raise self._error(value, hint)
-            if _FLOAT_RE.fullmatch(text):  # float
-                result = float(text)
-                if math.isfinite(result):
-                    return result
-            raise self._error(value)
-        # python values
-        if self.kind == "bool":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, int) and value in (0, 1):
-                return bool(value)
-            raise self._error(value)
-        if self.kind == "choice":
-            raise self._error(value, "give the choice as a string")
-        if isinstance(value, bool):  # bool is an int subclass; True is not a batch size
-            raise self._error(value)
-        if self.kind == "int":
-            if isinstance(value, numbers.Integral):  # int, numpy integers
-                return int(value)
-            if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
-                return int(value)
-            raise self._error(value)
-        if isinstance(value, numbers.Real) and math.isfinite(value):
-            return float(value)
-        raise self._error(value)
-
-    def _in_range(self, value: float) -> bool:
-        if value in self.special:
-            return True
-        if value in self.excluded:
-            return False
-        if self.minimum is not None:
-            if value < self.minimum or (self.min_exclusive and value == self.minimum):
-                return False
-        if self.maximum is not None:
-            if value > self.maximum or (self.max_exclusive and value == self.maximum):
-                return False
-        if self.even and value % 2 != 0:
-            return False
-        return True
-
-
-_SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 120, 120
-_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
-
-
-def _shown(value: Any) -> str:
-    """``repr(value)`` for messages: bounded in length and depth (a value may be a 100k-deep list)."""
-    return _SHORT.repr(value)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _did_you_mean(word: str, candidates: Any) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
-
-
-def _int(name: str, default: Any, help: str, **kw: Any) -> HyperparameterSpec:
-    return HyperparameterSpec(name, "int", default, help, **kw)
-
-
-def _float(name: str, default: Any, help: str, **kw: Any) -> HyperparameterSpec:
-    return HyperparameterSpec(name, "float", float(default) if default is not None else None, help, **kw)
-
-
-def _bool(name: str, default: bool, help: str, **kw: Any) -> HyperparameterSpec:
-    return HyperparameterSpec(name, "bool", default, help, **kw)
-
-
-def _choice(name: str, default: str, choices: tuple[str, ...], help: str, **kw: Any) -> HyperparameterSpec:
-    return HyperparameterSpec(name, "choice", default, help, choices=choices, **kw)
-
 
 _POS = {"minimum": 1}                                      # int > 0
 #: Upper bounds of the sizes (generous, but finite: the built-in documents "positive integer"; a
@@ -314,97 +119,278 @@ def _upto(maximum: int) -> dict[str, Any]:
 _UNIT = {"minimum": 0.0, "maximum": 1.0}                   # float in [0, 1]
 _ACTIVATIONS = ("glu", "relu", "softrelu", "sigmoid", "tanh")
 
-_SPECS: tuple[HyperparameterSpec, ...] = (
+
+class Hyperparameters:
+    """A validated, immutable set of hyperparameters.
+
+    Build one with :meth:`from_strings` (SageMaker's string form), :meth:`from_dict` (python values
+    or strings) or ``Hyperparameters(batch_size=32, ...)``. Read values as attributes
+    (``hp.batch_size``); every name in :data:`SCHEMA` is available, resolved (defaults applied,
+    ``rnn_attention_num_hidden`` following ``rnn_num_hidden``; unset optionals are ``None``).
+
+    The class body below is the schema: one annotated declaration per name (see
+    :func:`~s2s_aws.contract._hpspec.declare`). On the class, an attribute is its
+    :class:`HyperparameterSpec` (``Hyperparameters.batch_size.maximum == 65536``).
+    """
+
+    __slots__ = ("_explicit", "_resolved")
+
+    # -- the schema: one declaration per name; the annotation is the type ---------------------------
     # -- the built-in algorithm's names (CONTRACT.md), alphabetical --------------------------------
-    _int("batch_size", 64, "Sentence pairs per mini-batch (per device).", **_upto(MAX_BATCH_SIZE)),
-    _int("beam_size", 5, "Beam width used when decoding; 1 means greedy decoding.", **_upto(MAX_BEAM_SIZE)),
-    _int("bleu_sample_size", 0, "Validation pairs decoded to compute BLEU at each checkpoint; "
-         "0 = no BLEU, -1 = the whole validation set.", minimum=0, special=(-1,)),
-    _int("bucket_width", 10, "Width of the sequence-length buckets used to batch similar lengths.", **_POS),
-    _bool("bucketing_enabled", True, "Batch sentence pairs of similar length together (less padding)."),
-    _int("checkpoint_frequency_num_batches", 1000, "Evaluate on the validation set and write a "
-         "checkpoint every N batches.", **_POS),
-    _int("checkpoint_threshold", 3, "Stop early after this many checkpoints without improvement "
-         "of optimized_metric.", **_POS),
-    _float("clip_gradient", 1, "Clip gradients to this absolute value; 0 or a negative value "
-           "disables clipping."),
-    _choice("cnn_activation_type", "glu", _ACTIVATIONS, "Activation of the convolutional layers."),
-    _float("cnn_hidden_dropout", 0, "Dropout between convolutional layers.", **_UNIT),
-    _int("cnn_kernel_width_decoder", 5, "Kernel width of the convolutional decoder.",
-         **_upto(MAX_KERNEL_WIDTH)),
-    _int("cnn_kernel_width_encoder", 3, "Kernel width of the convolutional encoder.",
-         **_upto(MAX_KERNEL_WIDTH)),
-    _int("cnn_num_hidden", 512, "Hidden units of the convolutional encoder and decoder.", **_upto(MAX_UNITS)),
-    _choice("decoder_type", "rnn", ("rnn", "cnn"), "Decoder architecture."),
-    _float("embed_dropout_source", 0, "Dropout on the source embeddings.", **_UNIT),
-    _float("embed_dropout_target", 0, "Dropout on the target embeddings.", **_UNIT),
-    _choice("encoder_type", "rnn", ("rnn", "cnn"), "Encoder architecture."),
-    _int("fixed_rate_lr_half_life", 10, "Half-life of the learning rate, in checkpoints, for the "
-         "fixed_rate_* schedulers.", **_POS),
-    _float("learning_rate", 0.0003, "Initial learning rate.", minimum=0.0, min_exclusive=True),
-    _choice("loss_type", "cross-entropy", ("cross-entropy",), "Training loss."),
-    _choice("lr_scheduler_type", "plateau_reduce",
-            ("plateau_reduce", "fixed_rate_inv_t", "fixed_rate_inv_sqrt_t"),
-            "Learning-rate schedule."),
-    _int("max_num_batches", -1, "Stop after this many batches; -1 = unlimited.", minimum=1, special=(-1,)),
-    _int("max_num_epochs", None, "Stop after this many epochs; unset = no epoch limit.", optional=True, **_POS),
-    _int("min_num_epochs", 0, "Train at least this many epochs before early stopping may stop the "
-         "job.", minimum=0),
-    _int("max_seq_len_source", 100, "Longest source sequence in tokens; longer ones are truncated.",
-         **_upto(MAX_SEQ_LEN)),
-    _int("max_seq_len_target", 100, "Longest target sequence in tokens; longer ones are truncated.",
-         **_upto(MAX_SEQ_LEN)),
-    _float("momentum", None, "Momentum for optimizer_type=sgd (set it only with sgd); unset = "
-           "no momentum.", optional=True, minimum=0.0),
-    _int("num_embed_source", 512, "Source embedding size.", **_upto(MAX_UNITS)),
-    _int("num_embed_target", 512, "Target embedding size.", **_upto(MAX_UNITS)),
-    _int("num_layers_decoder", 1, "Decoder layers.", **_upto(MAX_LAYERS)),
-    _int("num_layers_encoder", 1, "Encoder layers (the first RNN layer is bidirectional).", **_upto(MAX_LAYERS)),
-    _choice("optimized_metric", "perplexity", ("perplexity", "accuracy", "bleu"),
-            "Validation metric used for early stopping and to pick the best checkpoint."),
-    _choice("optimizer_type", "adam", ("adam", "sgd", "rmsprop"), "Optimizer."),
-    _float("plateau_reduce_lr_factor", 0.5, "Multiply the learning rate by this factor when "
-           "optimized_metric stops improving (plateau_reduce); 1 keeps the rate.", minimum=0.0, maximum=1.0,
-           min_exclusive=True),
-    _int("plateau_reduce_lr_threshold", 3, "Checkpoints without improvement before plateau_reduce "
-         "lowers the learning rate.", **_POS),
-    _bool("rnn_attention_in_upper_layers", True, "Feed the attention context to the upper decoder "
-          "layers too (no effect with a single decoder layer)."),
-    _int("rnn_attention_num_hidden", None, "Hidden units of the attention layer; defaults to "
-         "rnn_num_hidden.", default_from="rnn_num_hidden", **_upto(MAX_UNITS)),
-    _choice("rnn_attention_type", "mlp", ("dot", "fixed", "mlp", "bilinear"), "Attention mechanism."),
-    _choice("rnn_cell_type", "lstm", ("lstm", "gru"), "Recurrent cell."),
-    _float("rnn_decoder_hidden_dropout", 0, "Dropout on the decoder's hidden state.", **_UNIT),
-    _choice("rnn_decoder_state_init", "last", ("last", "avg", "zero"),
-            "How the decoder's initial state is built from the encoder."),
-    _int("rnn_first_residual_layer", 2, "First layer (1-based) that gets a residual connection when "
-         "rnn_residual_connections is true.", **_POS),
-    _int("rnn_num_hidden", 1024, "Hidden units of the RNN layers; even, because the first encoder "
-         "layer is bidirectional with half the units per direction.", even=True, minimum=2,
-         maximum=MAX_UNITS),
-    _bool("rnn_residual_connections", False, "Add residual connections between stacked RNN layers "
-          "(no effect with a single layer)."),
-    _choice("training_metric", "perplexity", ("perplexity", "accuracy"), "Metric logged on training batches."),
-    _float("weight_decay", 0, "L2 weight decay.", minimum=0.0),
-    _float("weight_init_scale", 2.34, "Scale of the weight initialisation (uniform and xavier).",
-           minimum=0.0, min_exclusive=True),
-    _choice("weight_init_type", "xavier", ("uniform", "xavier"), "Weight initialisation."),
-    _choice("xavier_factor_type", "in", ("in", "out", "avg"), "Fan used by xavier initialisation."),
+    batch_size: int = declare(64, "Sentence pairs per mini-batch (per device).", **_upto(MAX_BATCH_SIZE))
+    beam_size: int = declare(5, "Beam width used when decoding; 1 means greedy decoding.", **_upto(MAX_BEAM_SIZE))
+    bleu_sample_size: int = declare(0, "Validation pairs decoded to compute BLEU at each checkpoint; "
+                                    "0 = no BLEU, -1 = the whole validation set.", minimum=0, special=(-1,))
+    bucket_width: int = declare(10, "Width of the sequence-length buckets used to batch similar lengths.", **_POS)
+    bucketing_enabled: bool = declare(True, "Batch sentence pairs of similar length together (less padding).")
+    checkpoint_frequency_num_batches: int = declare(1000, "Evaluate on the validation set and write a "
+                                                    "checkpoint every N batches.", **_POS)
+    checkpoint_threshold: int = declare(3, "Stop early after this many checkpoints without improvement "
+                                        "of optimized_metric.", **_POS)
+    clip_gradient: float = declare(1, "Clip gradients to this absolute value; 0 or a negative value "
+                                   "disables clipping.")
+    cnn_activation_type: str = declare("glu", "Activation of the convolutional layers.", choices=_ACTIVATIONS)
+    cnn_hidden_dropout: float = declare(0, "Dropout between convolutional layers.", **_UNIT)
+    cnn_kernel_width_decoder: int = declare(5, "Kernel width of the convolutional decoder.",
+                                            **_upto(MAX_KERNEL_WIDTH))
+    cnn_kernel_width_encoder: int = declare(3, "Kernel width of the convolutional encoder.",
+                                            **_upto(MAX_KERNEL_WIDTH))
+    cnn_num_hidden: int = declare(512, "Hidden units of the convolutional encoder and decoder.", **_upto(MAX_UNITS))
+    decoder_type: str = declare("rnn", "Decoder architecture.", choices=("rnn", "cnn"))
+    embed_dropout_source: float = declare(0, "Dropout on the source embeddings.", **_UNIT)
+    embed_dropout_target: float = declare(0, "Dropout on the target embeddings.", **_UNIT)
+    encoder_type: str = declare("rnn", "Encoder architecture.", choices=("rnn", "cnn"))
+    fixed_rate_lr_half_life: int = declare(10, "Half-life of the learning rate, in checkpoints, for the "
+                                           "fixed_rate_* schedulers.", **_POS)
+    learning_rate: float = declare(0.0003, "Initial learning rate.", minimum=0.0, min_exclusive=True)
+    loss_type: str = declare("cross-entropy", "Training loss.", choices=("cross-entropy",))
+    lr_scheduler_type: str = declare("plateau_reduce", "Learning-rate schedule.",
+                                     choices=("plateau_reduce", "fixed_rate_inv_t", "fixed_rate_inv_sqrt_t"))
+    max_num_batches: int = declare(-1, "Stop after this many batches; -1 = unlimited.", minimum=1, special=(-1,))
+    max_num_epochs: int | None = declare(None, "Stop after this many epochs; unset = no epoch limit.", **_POS)
+    min_num_epochs: int = declare(0, "Train at least this many epochs before early stopping may stop the "
+                                  "job.", minimum=0)
+    max_seq_len_source: int = declare(100, "Longest source sequence in tokens; longer ones are truncated.",
+                                      **_upto(MAX_SEQ_LEN))
+    max_seq_len_target: int = declare(100, "Longest target sequence in tokens; longer ones are truncated.",
+                                      **_upto(MAX_SEQ_LEN))
+    momentum: float | None = declare(None, "Momentum for optimizer_type=sgd (set it only with sgd); unset = "
+                                     "no momentum.", minimum=0.0)
+    num_embed_source: int = declare(512, "Source embedding size.", **_upto(MAX_UNITS))
+    num_embed_target: int = declare(512, "Target embedding size.", **_upto(MAX_UNITS))
+    num_layers_decoder: int = declare(1, "Decoder layers.", **_upto(MAX_LAYERS))
+    num_layers_encoder: int = declare(1, "Encoder layers (the first RNN layer is bidirectional).",
+                                      **_upto(MAX_LAYERS))
+    optimized_metric: str = declare("perplexity", "Validation metric used for early stopping and to pick the "
+                                    "best checkpoint.", choices=("perplexity", "accuracy", "bleu"))
+    optimizer_type: str = declare("adam", "Optimizer.", choices=("adam", "sgd", "rmsprop"))
+    plateau_reduce_lr_factor: float = declare(0.5, "Multiply the learning rate by this factor when "
+                                              "optimized_metric stops improving (plateau_reduce); 1 keeps the "
+                                              "rate.", minimum=0.0, maximum=1.0, min_exclusive=True)
+    plateau_reduce_lr_threshold: int = declare(3, "Checkpoints without improvement before plateau_reduce "
+                                               "lowers the learning rate.", **_POS)
+    rnn_attention_in_upper_layers: bool = declare(True, "Feed the attention context to the upper decoder "
+                                                  "layers too (no effect with a single decoder layer).")
+    rnn_attention_num_hidden: int = declare(None, "Hidden units of the attention layer; defaults to "
+                                            "rnn_num_hidden.", default_from="rnn_num_hidden", **_upto(MAX_UNITS))
+    rnn_attention_type: str = declare("mlp", "Attention mechanism.", choices=("dot", "fixed", "mlp", "bilinear"))
+    rnn_cell_type: str = declare("lstm", "Recurrent cell.", choices=("lstm", "gru"))
+    rnn_decoder_hidden_dropout: float = declare(0, "Dropout on the decoder's hidden state.", **_UNIT)
+    rnn_decoder_state_init: str = declare("last", "How the decoder's initial state is built from the encoder.",
+                                          choices=("last", "avg", "zero"))
+    rnn_first_residual_layer: int = declare(2, "First layer (1-based) that gets a residual connection when "
+                                            "rnn_residual_connections is true.", **_POS)
+    rnn_num_hidden: int = declare(1024, "Hidden units of the RNN layers; even, because the first encoder "
+                                  "layer is bidirectional with half the units per direction.", even=True,
+                                  minimum=2, maximum=MAX_UNITS)
+    rnn_residual_connections: bool = declare(False, "Add residual connections between stacked RNN layers "
+                                             "(no effect with a single layer).")
+    training_metric: str = declare("perplexity", "Metric logged on training batches.",
+                                   choices=("perplexity", "accuracy"))
+    weight_decay: float = declare(0, "L2 weight decay.", minimum=0.0)
+    weight_init_scale: float = declare(2.34, "Scale of the weight initialisation (uniform and xavier).",
+                                       minimum=0.0, min_exclusive=True)
+    weight_init_type: str = declare("xavier", "Weight initialisation.", choices=("uniform", "xavier"))
+    xavier_factor_type: str = declare("in", "Fan used by xavier initialisation.", choices=("in", "out", "avg"))
     # -- extensions beyond the built-in algorithm (defaults keep built-in behaviour) ------------------
-    _int("seed", 1, "Random seed for initialisation, shuffling and dropout.", minimum=0,
-         maximum=2**32 - 1, extension=True),
-    _choice("mixed_precision", "auto", ("auto", "bf16", "fp16", "off"), "Mixed-precision training: "
-            "auto = bf16 on GPUs that support it, off on CPU (set bf16 on CPUs with native bfloat16, "
-            "AVX512-BF16 or AMX: about 1.65x faster there, see BENCHMARKS.md).", extension=True),
-    _float("label_smoothing", 0, "Label smoothing of the cross-entropy loss.", minimum=0.0, maximum=1.0,
-           max_exclusive=True, extension=True),
-    _float("length_penalty_alpha", 1.0, "Length penalty exponent for beam search: "
-           "lp(len) = ((beta + len) / (beta + 1)) ** alpha; 0 disables.", minimum=0.0, extension=True),
-    _float("length_penalty_beta", 0.0, "Length penalty offset for beam search (see "
-           "length_penalty_alpha).", minimum=0.0, extension=True),
-)
+    seed: int = declare(1, "Random seed for initialisation, shuffling and dropout.", minimum=0,
+                        maximum=2**32 - 1, extension=True)
+    mixed_precision: str = declare("auto", "Mixed-precision training: auto = bf16 on GPUs that support it, off "
+                                   "on CPU (set bf16 on CPUs with native bfloat16, AVX512-BF16 or AMX: about "
+                                   "1.65x faster there, see BENCHMARKS.md).",
+                                   choices=("auto", "bf16", "fp16", "off"), extension=True)
+    label_smoothing: float = declare(0, "Label smoothing of the cross-entropy loss.", minimum=0.0, maximum=1.0,
+                                     max_exclusive=True, extension=True)
+    length_penalty_alpha: float = declare(1.0, "Length penalty exponent for beam search: "
+                                          "lp(len) = ((beta + len) / (beta + 1)) ** alpha; 0 disables.",
+                                          minimum=0.0, extension=True)
+    length_penalty_beta: float = declare(0.0, "Length penalty offset for beam search (see "
+                                         "length_penalty_alpha).", minimum=0.0, extension=True)
+
+    def __init__(self, **values: Any) -> None:
+        explicit, resolved = self._validate(values, ignore_reserved=False, strings_only=False)
+        object.__setattr__(self, "_explicit", explicit)
+        object.__setattr__(self, "_resolved", resolved)
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str], *, ignore_reserved: bool = True) -> Hyperparameters:
+        """Parse SageMaker's string form (the content of ``hyperparameters.json``).
+
+        Every value must be a string. Names starting with :data:`RESERVED_PREFIXES` are skipped
+        when ``ignore_reserved`` is true. All problems are reported in one
+        :class:`HyperparameterError`, one per line.
+        """
+        return cls._build(values, ignore_reserved=ignore_reserved, strings_only=True)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, ignore_reserved: bool = False) -> Hyperparameters:
+        """Build from python values or strings (``{"batch_size": 32}`` or ``{"batch_size": "32"}``).
+
+        A value of ``None`` means "not set" (so ``from_dict(hp.as_dict())`` works).
+        """
+        return cls._build(values, ignore_reserved=ignore_reserved, strings_only=False)
+
+    @classmethod
+    def _build(cls, values: Mapping[str, Any], *, ignore_reserved: bool, strings_only: bool) -> Hyperparameters:
+        if not isinstance(values, Mapping):
+            raise HyperparameterError(
+                f"hyperparameters must be a mapping of name -> value, got {type(values).__name__}. "
+                "Pass a dict such as {'batch_size': '32'}.")
+        explicit, resolved = cls._validate(values, ignore_reserved=ignore_reserved, strings_only=strings_only)
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "_explicit", explicit)
+        object.__setattr__(obj, "_resolved", resolved)
+        return obj
+
+    @staticmethod
+    def _validate(values: Mapping[str, Any], *, ignore_reserved: bool,
+                  strings_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        errors: list[HyperparameterError] = []
+        parsed: dict[str, Any] = {}
+        for name, raw in values.items():
+            spec = SCHEMA.get(name) if isinstance(name, str) else None
+            if spec is None:
+                if ignore_reserved and isinstance(name, str) and name.startswith(RESERVED_PREFIXES):
+                    logger.debug("ignoring reserved SageMaker hyperparameter %s", name)
+                    continue
+                errors.append(_unknown_name_error(name))
+                continue
+            if strings_only and not isinstance(raw, str):
+                errors.append(HyperparameterError(
+                    f"hyperparameter {name}={shown(raw)} must be given as a string (SageMaker passes "
+                    f"every value as a string), e.g. {_example(spec)!r}. "
+                    "Use Hyperparameters.from_dict for python values.",
+                    name=name, value=raw, allowed=spec.allowed))
+                continue
+            if raw is None:
+                continue
+            try:
+                parsed[name] = spec.parse(raw)
+            except HyperparameterError as e:
+                errors.append(e)
+        if errors:
+            raise _combine(errors)
+        explicit = {name: parsed[name] for name in SCHEMA if name in parsed}  # schema order
+        resolved = dict(_DEFAULTS)
+        resolved.update(explicit)
+        for spec in _SPECS:
+            if spec.default_from is not None and resolved[spec.name] is None:
+                resolved[spec.name] = resolved[spec.default_from]
+        problems = _cross_check(explicit, resolved)
+        if problems:
+            raise _combine(problems)
+        return explicit, resolved
+
+    def replace(self, **changes: Any) -> Hyperparameters:
+        """A new object with ``changes`` applied on top of the explicitly set values.
+
+        A value of ``None`` un-sets a name (back to its default).
+        """
+        merged: dict[str, Any] = dict(self._explicit)
+        merged.update(changes)
+        return type(self).from_dict(merged)
+
+    # -- reading -----------------------------------------------------------------------------------
+    @staticmethod
+    def names() -> list[str]:
+        """Every hyperparameter name, in table order (built-in names, then extensions)."""
+        return list(SCHEMA)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # slots not filled yet (copy, unpickling) must not recurse
+            raise AttributeError(name)
+        try:
+            return self._resolved[name]
+        except KeyError:
+            hint = did_you_mean(name, SCHEMA)
+            raise AttributeError(f"no hyperparameter named {name!r}" + (f"; {hint}" if hint else "")) from None
+
+    def notes(self) -> list[str]:
+        """One line for each accepted combination that training reads in a way worth saying: e.g.
+        ``optimized_metric=bleu`` with ``bleu_sample_size=0`` computes BLEU on the whole validation
+        set; a setting of an architecture part that is not used has no effect. The training program
+        logs them once at start."""
+        return _notes(self._explicit, self._resolved)
+
+    @property
+    def effective_bleu_sample_size(self) -> int:
+        """Validation pairs decoded for BLEU at each checkpoint: 0 = none, -1 = all (``-1`` when
+        ``optimized_metric=bleu`` and ``bleu_sample_size`` is 0)."""
+        value = int(self._resolved["bleu_sample_size"])
+        return -1 if value == 0 and self._resolved["optimized_metric"] == "bleu" else value
+
+    @property
+    def effective_clip_gradient(self) -> float | None:
+        """The clipping threshold, or None when clipping is off (``clip_gradient`` <= 0)."""
+        value = float(self._resolved["clip_gradient"])
+        return value if value > 0 else None
+
+    def is_set(self, name: str) -> bool:
+        """Whether ``name`` was given explicitly (rather than taken from its default)."""
+        if name not in SCHEMA:
+            raise _unknown_name_error(name)
+        return name in self._explicit
+
+    def to_strings(self, include_defaults: bool = False) -> dict[str, str]:
+        """The canonical string form, as SageMaker expects it.
+
+        By default only the explicitly set names (so ``from_strings(x).to_strings() == x`` for
+        canonical ``x``); with ``include_defaults=True`` every name, resolved, leaving out the
+        optional names that are unset (``max_num_epochs``, ``momentum``).
+        """
+        source = self._resolved if include_defaults else self._explicit
+        return {name: SCHEMA[name].to_string(value) for name, value in source.items() if value is not None}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every name, resolved, as python values (unset optionals are ``None``)."""
+        return dict(self._resolved)
+
+    # -- value object ------------------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Hyperparameters are immutable; use hp.replace({name}=...) for a changed copy")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Hyperparameters are immutable; use hp.replace(name=None) to unset a name")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hyperparameters):
+            return NotImplemented
+        return self._resolved == other._resolved
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._resolved.items()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._explicit.items())
+        return f"Hyperparameters({inner})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self).from_strings, (self.to_strings(),))
+
 
 #: name -> :class:`HyperparameterSpec`, in table order (built-in names, then extensions).
+_SPECS: tuple[HyperparameterSpec, ...] = specs_of(Hyperparameters)
 SCHEMA: Mapping[str, HyperparameterSpec] = MappingProxyType({s.name: s for s in _SPECS})
 
 #: The names that extend the built-in algorithm.
@@ -415,10 +401,10 @@ _DEFAULTS: dict[str, Any] = {s.name: s.default for s in _SPECS}
 
 def _unknown_name_error(name: Any) -> HyperparameterError:
     if not isinstance(name, str):
-        return HyperparameterError(f"hyperparameter names must be strings, got {_shown(name)}. "
-                                   "Use the names listed by Hyperparameters.names().", name=_shown(name))
-    hint = _did_you_mean(name, SCHEMA) or _did_you_mean(name.lower().strip().replace("-", "_"), SCHEMA)
-    message = f"unknown hyperparameter {_shown(name)}" + (f"; {hint}" if hint else ".")
+        return HyperparameterError(f"hyperparameter names must be strings, got {shown(name)}. "
+                                   "Use the names listed by Hyperparameters.names().", name=shown(name))
+    hint = did_you_mean(name, SCHEMA) or did_you_mean(name.lower().strip().replace("-", "_"), SCHEMA)
+    message = f"unknown hyperparameter {shown(name)}" + (f"; {hint}" if hint else ".")
     message += " Valid names are listed by Hyperparameters.names() (or s2s_aws.hyperparameters.describe())."
     return HyperparameterError(message, name=name, allowed="a name from Hyperparameters.names()")
 
@@ -517,242 +503,29 @@ def _notes(explicit: Mapping[str, Any], resolved: Mapping[str, Any]) -> list[str
     return notes
 
 
-class Hyperparameters:
-    """A validated, immutable set of hyperparameters.
+class HyperparameterRow(NamedTuple):
+    """One line of the schema listing, every field a display string (``extension`` excepted)."""
 
-    Build one with :meth:`from_strings` (SageMaker's string form), :meth:`from_dict` (python values
-    or strings) or ``Hyperparameters(batch_size=32, ...)``. Read values as attributes
-    (``hp.batch_size``); every name in :data:`SCHEMA` is available, resolved (defaults applied,
-    ``rnn_attention_num_hidden`` following ``rnn_num_hidden``; unset optionals are ``None``).
-    """
+    name: str
+    type: str          # int, float, bool or str
+    default: str       # canonical string, "unset" or "= rnn_num_hidden"
+    allowed: str       # the allowed values in words, as in error messages ("an integer in [1, 65536]")
+    help: str
+    extension: bool    # a name beyond the built-in algorithm's
 
-    __slots__ = ("_explicit", "_resolved")
 
-    # attribute types for editors and type checkers (annotations only: values come from __getattr__)
-    batch_size: int
-    beam_size: int
-    bleu_sample_size: int
-    bucket_width: int
-    bucketing_enabled: bool
-    checkpoint_frequency_num_batches: int
-    checkpoint_threshold: int
-    clip_gradient: float
-    cnn_activation_type: str
-    cnn_hidden_dropout: float
-    cnn_kernel_width_decoder: int
-    cnn_kernel_width_encoder: int
-    cnn_num_hidden: int
-    decoder_type: str
-    embed_dropout_source: float
-    embed_dropout_target: float
-    encoder_type: str
-    fixed_rate_lr_half_life: int
-    learning_rate: float
-    loss_type: str
-    lr_scheduler_type: str
-    max_num_batches: int
-    max_num_epochs: int | None
-    min_num_epochs: int
-    max_seq_len_source: int
-    max_seq_len_target: int
-    momentum: float | None
-    num_embed_source: int
-    num_embed_target: int
-    num_layers_decoder: int
-    num_layers_encoder: int
-    optimized_metric: str
-    optimizer_type: str
-    plateau_reduce_lr_factor: float
-    plateau_reduce_lr_threshold: int
-    rnn_attention_in_upper_layers: bool
-    rnn_attention_num_hidden: int
-    rnn_attention_type: str
-    rnn_cell_type: str
-    rnn_decoder_hidden_dropout: float
-    rnn_decoder_state_init: str
-    rnn_first_residual_layer: int
-    rnn_num_hidden: int
-    rnn_residual_connections: bool
-    training_metric: str
-    weight_decay: float
-    weight_init_scale: float
-    weight_init_type: str
-    xavier_factor_type: str
-    seed: int
-    mixed_precision: str
-    label_smoothing: float
-    length_penalty_alpha: float
-    length_penalty_beta: float
-
-    def __init__(self, **values: Any) -> None:
-        explicit, resolved = self._validate(values, ignore_reserved=False, strings_only=False)
-        object.__setattr__(self, "_explicit", explicit)
-        object.__setattr__(self, "_resolved", resolved)
-
-    # -- construction ------------------------------------------------------------------------------
-    @classmethod
-    def from_strings(cls, values: Mapping[str, str], *, ignore_reserved: bool = True) -> Hyperparameters:
-        """Parse SageMaker's string form (the content of ``hyperparameters.json``).
-
-        Every value must be a string. Names starting with :data:`RESERVED_PREFIXES` are skipped
-        when ``ignore_reserved`` is true. All problems are reported in one
-        :class:`HyperparameterError`, one per line.
-        """
-        return cls._build(values, ignore_reserved=ignore_reserved, strings_only=True)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], *, ignore_reserved: bool = False) -> Hyperparameters:
-        """Build from python values or strings (``{"batch_size": 32}`` or ``{"batch_size": "32"}``).
-
-        A value of ``None`` means "not set" (so ``from_dict(hp.as_dict())`` works).
-        """
-        return cls._build(values, ignore_reserved=ignore_reserved, strings_only=False)
-
-    @classmethod
-    def _build(cls, values: Mapping[str, Any], *, ignore_reserved: bool, strings_only: bool) -> Hyperparameters:
-        if not isinstance(values, Mapping):
-            raise HyperparameterError(
-                f"hyperparameters must be a mapping of name -> value, got {type(values).__name__}. "
-                "Pass a dict such as {'batch_size': '32'}.")
-        explicit, resolved = cls._validate(values, ignore_reserved=ignore_reserved, strings_only=strings_only)
-        obj = cls.__new__(cls)
-        object.__setattr__(obj, "_explicit", explicit)
-        object.__setattr__(obj, "_resolved", resolved)
-        return obj
-
-    @staticmethod
-    def _validate(values: Mapping[str, Any], *, ignore_reserved: bool,
-                  strings_only: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-        errors: list[HyperparameterError] = []
-        parsed: dict[str, Any] = {}
-        for name, raw in values.items():
-            spec = SCHEMA.get(name) if isinstance(name, str) else None
-            if spec is None:
-                if ignore_reserved and isinstance(name, str) and name.startswith(RESERVED_PREFIXES):
-                    logger.debug("ignoring reserved SageMaker hyperparameter %s", name)
-                    continue
-                errors.append(_unknown_name_error(name))
-                continue
-            if strings_only and not isinstance(raw, str):
-                errors.append(HyperparameterError(
-                    f"hyperparameter {name}={_shown(raw)} must be given as a string (SageMaker passes "
-                    f"every value as a string), e.g. {_example(spec)!r}. "
-                    "Use Hyperparameters.from_dict for python values.",
-                    name=name, value=raw, allowed=spec.allowed))
-                continue
-            if raw is None:
-                continue
-            try:
-                parsed[name] = spec.parse(raw)
-            except HyperparameterError as e:
-                errors.append(e)
-        if errors:
-            raise _combine(errors)
-        explicit = {name: parsed[name] for name in SCHEMA if name in parsed}  # schema order
-        resolved = dict(_DEFAULTS)
-        resolved.update(explicit)
-        for spec in _SPECS:
-            if spec.default_from is not None and resolved[spec.name] is None:
-                resolved[spec.name] = resolved[spec.default_from]
-        problems = _cross_check(explicit, resolved)
-        if problems:
-            raise _combine(problems)
-        return explicit, resolved
-
-    def replace(self, **changes: Any) -> Hyperparameters:
-        """A new object with ``changes`` applied on top of the explicitly set values.
-
-        A value of ``None`` un-sets a name (back to its default).
-        """
-        merged: dict[str, Any] = dict(self._explicit)
-        merged.update(changes)
-        return type(self).from_dict(merged)
-
-    # -- reading -----------------------------------------------------------------------------------
-    @staticmethod
-    def names() -> list[str]:
-        """Every hyperparameter name, in table order (built-in names, then extensions)."""
-        return list(SCHEMA)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # slots not filled yet (copy, unpickling) must not recurse
-            raise AttributeError(name)
-        try:
-            return self._resolved[name]
-        except KeyError:
-            hint = _did_you_mean(name, SCHEMA)
-            raise AttributeError(f"no hyperparameter named {name!r}" + (f"; {hint}" if hint else "")) from None
-
-    def notes(self) -> list[str]:
-        """One line for each accepted combination that training reads in a way worth saying: e.g.
-        ``optimized_metric=bleu`` with ``bleu_sample_size=0`` computes BLEU on the whole validation
-        set; a setting of an architecture part that is not used has no effect. The training program
-        logs them once at start."""
-        return _notes(self._explicit, self._resolved)
-
-    @property
-    def effective_bleu_sample_size(self) -> int:
-        """Validation pairs decoded for BLEU at each checkpoint: 0 = none, -1 = all (``-1`` when
-        ``optimized_metric=bleu`` and ``bleu_sample_size`` is 0)."""
-        value = int(self._resolved["bleu_sample_size"])
-        return -1 if value == 0 and self._resolved["optimized_metric"] == "bleu" else value
-
-    @property
-    def effective_clip_gradient(self) -> float | None:
-        """The clipping threshold, or None when clipping is off (``clip_gradient`` <= 0)."""
-        value = float(self._resolved["clip_gradient"])
-        return value if value > 0 else None
-
-    def is_set(self, name: str) -> bool:
-        """Whether ``name`` was given explicitly (rather than taken from its default)."""
-        if name not in SCHEMA:
-            raise _unknown_name_error(name)
-        return name in self._explicit
-
-    def to_strings(self, include_defaults: bool = False) -> dict[str, str]:
-        """The canonical string form, as SageMaker expects it.
-
-        By default only the explicitly set names (so ``from_strings(x).to_strings() == x`` for
-        canonical ``x``); with ``include_defaults=True`` every name, resolved, leaving out the
-        optional names that are unset (``max_num_epochs``, ``momentum``).
-        """
-        source = self._resolved if include_defaults else self._explicit
-        return {name: SCHEMA[name].to_string(value) for name, value in source.items() if value is not None}
-
-    def as_dict(self) -> dict[str, Any]:
-        """Every name, resolved, as python values (unset optionals are ``None``)."""
-        return dict(self._resolved)
-
-    # -- value object ------------------------------------------------------------------------------
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"Hyperparameters are immutable; use hp.replace({name}=...) for a changed copy")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError("Hyperparameters are immutable; use hp.replace(name=None) to unset a name")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Hyperparameters):
-            return NotImplemented
-        return self._resolved == other._resolved
-
-    def __hash__(self) -> int:
-        return hash(tuple(self._resolved.items()))
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self._explicit.items())
-        return f"Hyperparameters({inner})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self).from_strings, (self.to_strings(),))
+def describe_rows(names: list[str] | None = None) -> list[HyperparameterRow]:
+    """The schema as rows (name, type, default, allowed values, help, extension), in table order or
+    in the order of ``names``: what a CLI listing or a documentation table needs."""
+    specs = [SCHEMA[n] for n in names] if names is not None else list(_SPECS)
+    return [HyperparameterRow(s.name, s.type_name, s.default_text, s.allowed, s.help, s.extension) for s in specs]
 
 
 def describe(names: list[str] | None = None) -> str:
     """A plain-text table of the schema (name, type, default, allowed values, help) for the CLI."""
-    specs = [SCHEMA[n] for n in names] if names is not None else list(_SPECS)
     rows = [("name", "type", "default", "allowed", "description")]
-    for s in specs:
-        rows.append((s.name, s.type_name, s.default_text, s.allowed,
-                     s.help + (" [extension]" if s.extension else "")))
+    for r in describe_rows(names):
+        rows.append((r.name, r.type, r.default, r.allowed, r.help + (" [extension]" if r.extension else "")))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = []
     for r in rows:
