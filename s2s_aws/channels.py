@@ -36,6 +36,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._aws import aws_error, is_not_found, join_key
+from .contract.layout import CHANNELS as CHANNEL_NAMES
+from .contract.layout import RECORDIO_CONTENT_TYPE as CONTENT_TYPE
+from .contract.layout import (TRAIN_CHANNEL, TRAIN_FILE, VALIDATION_CHANNEL, VALIDATION_FILE, VOCAB_CHANNEL,
+                              VOCAB_CONTENT_TYPE, VOCAB_FILES)
 from .errors import FormatError, InputError
 
 logger = logging.getLogger(__name__)
@@ -43,9 +47,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["Channels", "ChannelFile", "find_channel_files", "validate_channel_files", "upload_channels",
            "abort_stale_uploads", "sha256_file", "UploadInterrupted", "CHANNEL_NAMES", "CONTENT_TYPE"]
 
-CHANNEL_NAMES = ("train", "validation", "vocab")
-CONTENT_TYPE = "application/x-recordio-protobuf"
-VOCAB_FILES = ("vocab.src.json", "vocab.trg.json")
 #: metadata key holding the hex SHA-256 of the object's content
 SHA256_METADATA_KEY = "sha256"
 
@@ -79,10 +80,10 @@ class Channels:
         base = join_key(prefix)
         def uri(name: str) -> str:
             return f"s3://{bucket}/{join_key(base, name)}/"
-        return cls(train=uri("train"), validation=uri("validation"), vocab=uri("vocab"))
+        return cls(train=uri(TRAIN_CHANNEL), validation=uri(VALIDATION_CHANNEL), vocab=uri(VOCAB_CHANNEL))
 
     def as_dict(self) -> dict[str, str]:
-        return {"train": self.train, "validation": self.validation, "vocab": self.vocab}
+        return {TRAIN_CHANNEL: self.train, VALIDATION_CHANNEL: self.validation, VOCAB_CHANNEL: self.vocab}
 
 
 @dataclass(frozen=True)
@@ -111,27 +112,27 @@ def find_channel_files(local_dir: str | os.PathLike) -> list[ChannelFile]:
         raise InputError(f"prep directory {str(root)!r} does not exist or is not a directory; "
                          "run `s2s-aws preprocess` first or pass the directory it wrote")
     files: list[ChannelFile] = []
-    train = _pick(root, "train", ("train.rec",), "*.rec")
-    validation = _pick(root, "validation", ("val.rec", "validation.rec"), "*.rec")
-    vocab_dir = root / "vocab" if (root / "vocab").is_dir() else root
+    train = _pick(root, TRAIN_CHANNEL, (TRAIN_FILE,), "*.rec")
+    validation = _pick(root, VALIDATION_CHANNEL, (VALIDATION_FILE, "validation.rec"), "*.rec")
+    vocab_dir = root / VOCAB_CHANNEL if (root / VOCAB_CHANNEL).is_dir() else root
     vocab = [vocab_dir / n for n in VOCAB_FILES if (vocab_dir / n).is_file()]
     missing = []
     if not train:
-        missing.append("train.rec")
+        missing.append(TRAIN_FILE)
     if not validation:
-        missing.append("val.rec")
+        missing.append(VALIDATION_FILE)
     missing += [n for n in VOCAB_FILES if not (vocab_dir / n).is_file()]
     if missing:
         raise InputError(f"prep directory {str(root)!r} is missing {', '.join(missing)}; it must hold "
                          "train.rec, val.rec, vocab.src.json and vocab.trg.json (run `s2s-aws preprocess`)")
-    files += [ChannelFile("train", p) for p in train]
-    files += [ChannelFile("validation", p) for p in validation]
-    files += [ChannelFile("vocab", p) for p in vocab]
+    files += [ChannelFile(TRAIN_CHANNEL, p) for p in train]
+    files += [ChannelFile(VALIDATION_CHANNEL, p) for p in validation]
+    files += [ChannelFile(VOCAB_CHANNEL, p) for p in vocab]
     return files
 
 
 def _validate_recordio(path: Path) -> None:
-    from .formats import recordio, records
+    from .contract import recordio, records
 
     with open(path, "rb") as f:
         it = recordio.iter_records(f, name=str(path))
@@ -153,10 +154,10 @@ def _validate_recordio(path: Path) -> None:
 
 def validate_channel_files(files: list[ChannelFile]) -> None:
     """Raise FormatError for the first malformed file (nothing has been uploaded yet)."""
-    from .formats import vocab
+    from .contract import vocab
 
     for cf in files:
-        if cf.channel == "vocab":
+        if cf.channel == VOCAB_CHANNEL:
             vocab.load_vocab(cf.path)
         else:
             _validate_recordio(cf.path)
@@ -305,7 +306,7 @@ def _upload(s3: Any, files: list[ChannelFile], bucket: str, prefix: str, channel
     for cf, key, digest, _size in todo:
         args: dict[str, Any] = dict(extra_args or {})
         args["Metadata"] = {**args.get("Metadata", {}), SHA256_METADATA_KEY: digest}
-        args.setdefault("ContentType", "application/json" if cf.channel == "vocab" else CONTENT_TYPE)
+        args.setdefault("ContentType", VOCAB_CONTENT_TYPE if cf.channel == VOCAB_CHANNEL else CONTENT_TYPE)
         if checksum_algorithm:
             args["ChecksumAlgorithm"] = checksum_algorithm
         logger.info("uploading %s -> s3://%s/%s", cf.path, bucket, key)

@@ -384,20 +384,23 @@ class Endpoint:
         except Exception as e:  # fall back to the session's channel
             logger.debug("no vocab tag found on %s: %s", self.name, e)
         if self.session.bucket:
-            return self.session.s3_uri("vocab") + "/"
+            from .contract.layout import VOCAB_CHANNEL
+
+            return self.session.s3_uri(VOCAB_CHANNEL) + "/"
         return None
 
     def vocab(self) -> tuple[dict[str, int], dict[str, int]]:
         """``(source, target)`` vocabularies, from ``vocab_dir`` or downloaded from the vocab channel."""
         if self._vocab is not None:
             return self._vocab
-        from .formats import vocab as vocab_mod
+        from .contract import vocab as vocab_mod
+        from .contract.layout import SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE, VOCAB_CHANNEL, VOCAB_FILES
 
         if self.vocab_dir is not None:
             root = Path(self.vocab_dir)
-            if (root / "vocab").is_dir() and not (root / "vocab.src.json").is_file():
-                root = root / "vocab"
-            self._vocab = (vocab_mod.load_vocab(root / "vocab.src.json"), vocab_mod.load_vocab(root / "vocab.trg.json"))
+            if (root / VOCAB_CHANNEL).is_dir() and not (root / SOURCE_VOCAB_FILE).is_file():
+                root = root / VOCAB_CHANNEL
+            self._vocab = (vocab_mod.load_vocab(root / SOURCE_VOCAB_FILE), vocab_mod.load_vocab(root / TARGET_VOCAB_FILE))
             return self._vocab
         uri = self._find_vocab_uri()
         if not uri:
@@ -407,7 +410,7 @@ class Endpoint:
         key = key.rstrip("/")
         loaded = []
         with tempfile.TemporaryDirectory(prefix="s2s-vocab-") as tmp:
-            for fname in ("vocab.src.json", "vocab.trg.json"):
+            for fname in VOCAB_FILES:
                 local = Path(tmp) / fname
                 full_key = f"{key}/{fname}" if key else fname
                 try:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import FormatError
-from .formats import recordio, records
-from .formats import vocab as vocab_mod
+from .contract import recordio, records
+from .contract import vocab as vocab_mod
 
 __all__ = ["detect_kind", "inspect_path", "iter_head", "format_report"]
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .contract.layout import CHANNELS
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -102,11 +103,12 @@ def _split_user_corpus(source: Path, target: Path, out: Path) -> tuple[Path, Pat
 
 
 def _bleu(hypotheses: list[str], references: list[str]) -> float | None:
+    from .contract.metrics import corpus_score
+
     try:
-        import sacrebleu
-    except ImportError:
+        return corpus_score(hypotheses, references)[0]
+    except ModuleNotFoundError:
         return None
-    return float(sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none").score)
 
 
 def run_quickstart(workdir: str | Path = "s2s-quickstart", *, source: str | Path | None = None,
@@ -176,7 +178,7 @@ def run_quickstart(workdir: str | Path = "s2s-quickstart", *, source: str | Path
             # 4. upload
             step(f"Uploading the channels to s3://{BUCKET}/quickstart/")
             channels = sess.upload_channels(prep)
-            for name in ("train", "validation", "vocab"):
+            for name in CHANNELS:
                 say(f"  {name:<10} {getattr(channels, name)}")
 
             # 5. train

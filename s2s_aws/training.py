@@ -90,7 +90,9 @@ def _channel_uris(channels: Any) -> dict[str, str]:
         uris = {str(k): str(v) for k, v in channels.items()}
     else:
         raise InputError(f"channels must be a Channels object or a mapping of name -> S3 URI, got {type(channels).__name__}")
-    missing = [c for c in ("train", "validation", "vocab") if c not in uris]
+    from .contract.layout import CHANNELS
+
+    missing = [c for c in CHANNELS if c not in uris]
     if missing:
         raise InputError(f"channels lack {', '.join(missing)}; all of train, validation and vocab are required")
     for name, uri in uris.items():
@@ -112,8 +114,8 @@ def build_training_request(job_name: str, *, image_uri: str, role_arn: str, chan
                            config: TrainingConfig, run_id: str,
                            checkpoint_s3_uri: str | None = None) -> dict[str, Any]:
     """The ``CreateTrainingJob`` request (plain dict) for already validated string hyperparameters."""
-    from .channels import CONTENT_TYPE
-    from .metrics import METRIC_DEFINITIONS
+    from .contract.layout import RECORDIO_CONTENT_TYPE as CONTENT_TYPE
+    from .contract.metrics import METRIC_DEFINITIONS
 
     config.validate()
     uris = _channel_uris(channels)
@@ -318,8 +320,10 @@ class TrainingJob:
     @property
     def vocab_uri(self) -> str | None:
         """S3 URI of the job's vocab channel (for RecordIO-protobuf translation)."""
+        from .contract.layout import VOCAB_CHANNEL
+
         for ch in self.last_description.get("InputDataConfig", []):
-            if ch.get("ChannelName") == "vocab":
+            if ch.get("ChannelName") == VOCAB_CHANNEL:
                 return ch["DataSource"]["S3DataSource"]["S3Uri"]
         return None
 

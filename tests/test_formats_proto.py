@@ -6,7 +6,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 
-from s2s_aws.formats import record_pb2
+from s2s_aws.contract import record_pb2
 
 PROTO = Path(record_pb2.__file__).with_name("record.proto")
 

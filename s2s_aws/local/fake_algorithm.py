@@ -19,13 +19,16 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from ..contract.layout import CHANNELS, HYPERPARAMETERS_FILE
+from ..contract.metrics import format_metric
+
 
 def _train() -> int:
     root = Path(os.environ.get("S2S_ML_ROOT", "/opt/ml"))
-    hp = json.loads((root / "input/config/hyperparameters.json").read_text())
+    hp = json.loads((root / "input/config" / HYPERPARAMETERS_FILE).read_text())
     channels = json.loads((root / "input/config/inputdataconfig.json").read_text())
     failure = root / "output" / "failure"
-    for ch in ("train", "validation", "vocab"):
+    for ch in CHANNELS:
         if ch not in channels or not any((root / "input/data" / ch).glob("*")):
             failure.parent.mkdir(parents=True, exist_ok=True)
             failure.write_text(f"Channel {ch!r} is missing: the algorithm needs train, validation and vocab.")
@@ -42,11 +45,11 @@ def _train() -> int:
     step = 0
     while True:
         step += 1
-        print(f"#metric train:perplexity={100.0 / step:.6f} step={step}", flush=True)
+        print(format_metric("train:perplexity", 100.0 / step, step=step), flush=True)
         if stopping or time.time() >= deadline:
             break
         time.sleep(0.1)
-    print(f"#metric validation:bleu={min(99.0, 10.0 * step):.6f} step={step}", flush=True)
+    print(format_metric("validation:bleu", min(99.0, 10.0 * step), step=step), flush=True)
     model = root / "model"
     model.mkdir(parents=True, exist_ok=True)
     (model / "fake-model.json").write_text(json.dumps({"version": hp.get("fake_version", "1"), "steps": step}))

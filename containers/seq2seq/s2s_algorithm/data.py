@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from s2s_aws.contract.layout import BOS_ID, CHANNELS, EOS_ID, PAD_ID, UNK_ID, VOCAB_FILES
 from s2s_aws.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -22,9 +23,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["ParallelData", "Batch", "BatchSampler", "load_vocabularies", "load_channel", "make_batch",
            "CHANNELS", "PAD_ID", "BOS_ID", "EOS_ID"]
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-CHANNELS = ("train", "validation", "vocab")
-VOCAB_FILES = ("vocab.src.json", "vocab.trg.json")
 
 
 @dataclass
@@ -66,7 +64,7 @@ class Batch:
 
 def load_vocabularies(folder: Path) -> tuple[dict[str, int], dict[str, int]]:
     """``vocab.src.json`` and ``vocab.trg.json`` from the vocab channel (InputError names a missing one)."""
-    from s2s_aws.formats import vocab as vocab_format
+    from s2s_aws.contract import vocab as vocab_format
 
     out = []
     for name in VOCAB_FILES:
@@ -105,7 +103,7 @@ def _check_ids(ids: np.ndarray, size: int, side: str, path: Path, record: int) -
 def load_channel(folder: Path, channel: str, *, src_vocab_size: int, trg_vocab_size: int,
                  max_seq_len_source: int, max_seq_len_target: int) -> ParallelData:
     """Read every RecordIO file in a channel folder; validate ids; truncate to the maximum lengths."""
-    from s2s_aws.formats import records, recordio
+    from s2s_aws.contract import records, recordio
 
     sources: list[np.ndarray] = []
     targets: list[np.ndarray] = []

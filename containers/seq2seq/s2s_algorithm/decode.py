@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from s2s_aws.contract.layout import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
 from .kernels import argmax_rows
 from .model import Seq2Seq
 
@@ -27,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Hypothesis", "greedy_search", "beam_search", "translate_ids", "output_length_bound",
            "PAD_ID", "UNK_ID", "BOS_ID", "EOS_ID"]
-
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
 @dataclass

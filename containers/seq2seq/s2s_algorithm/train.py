@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from s2s_aws.errors import InputError, S2SError
-from s2s_aws.metrics import format_metric
+from s2s_aws.contract.layout import TRAIN_CHANNEL, VALIDATION_CHANNEL, VOCAB_CHANNEL
+from s2s_aws.contract.metrics import corpus_score, format_metric
 
 from . import distributed
 from .checkpoint import (BEST_MODEL, TRAINING_STATE, UnsafeFileError, atomic_write, load_state_dict,
@@ -124,7 +125,7 @@ def _train_distribution(paths: MLPaths) -> str:
     """The train channel's S3DataDistributionType ("FullyReplicated" when not stated)."""
     if not paths.inputdataconfig_file.is_file():
         return "FullyReplicated"
-    config = read_json(paths.inputdataconfig_file, "input data config").get("train") or {}
+    config = read_json(paths.inputdataconfig_file, "input data config").get(TRAIN_CHANNEL) or {}
     return str(config.get("S3DistributionType") or config.get("S3DataDistributionType") or "FullyReplicated")
 
 
@@ -171,8 +172,6 @@ def evaluate(model: Seq2Seq, data: ParallelData, hp: Any, trg_tokens: list[str],
     result = {"perplexity": math.exp(min(nll / max(tokens, 1.0), 100.0)), "accuracy": correct / max(tokens, 1.0)}
     n = len(data) if bleu_sample_size < 0 else min(bleu_sample_size, len(data))
     if n > 0:
-        import sacrebleu
-
         sources = [s.tolist() for s in data.sources[:n]]
         hyps = translate_ids(model, sources, beam_size=int(hp.beam_size),
                              max_seq_len_target=int(hp.max_seq_len_target),
@@ -181,7 +180,7 @@ def evaluate(model: Seq2Seq, data: ParallelData, hp: Any, trg_tokens: list[str],
                              batch_size=int(hp.batch_size), device=device)
         out = [" ".join(trg_tokens[i] for i in h.ids) for h in hyps]
         refs = [" ".join(trg_tokens[i] for i in t.tolist()) for t in data.targets[:n]]
-        result["bleu"] = float(sacrebleu.corpus_bleu(out, [refs], tokenize="none").score)
+        result["bleu"] = corpus_score(out, refs)[0]
     model.train(was_training)
     return result
 
@@ -193,14 +192,14 @@ class Trainer:
     def __init__(self, paths: MLPaths, hp: Any, plan: distributed.WorldPlan, rank: int, device: torch.device):
         self.paths, self.hp, self.plan, self.rank, self.device = paths, hp, plan, rank, device
         self.is_main = rank == 0
-        src_vocab, trg_vocab = load_vocabularies(paths.data_dir("vocab"))
+        src_vocab, trg_vocab = load_vocabularies(paths.data_dir(VOCAB_CHANNEL))
         self.trg_tokens = [""] * vocab_size(trg_vocab)
         for token, i in trg_vocab.items():
             self.trg_tokens[i] = token
         sizes = dict(src_vocab_size=vocab_size(src_vocab), trg_vocab_size=vocab_size(trg_vocab),
                      max_seq_len_source=hp.max_seq_len_source, max_seq_len_target=hp.max_seq_len_target)
-        self.train_data = load_channel(paths.data_dir("train"), "train", **sizes)
-        self.val_data = load_channel(paths.data_dir("validation"), "validation", **sizes)
+        self.train_data = load_channel(paths.data_dir(TRAIN_CHANNEL), TRAIN_CHANNEL, **sizes)
+        self.val_data = load_channel(paths.data_dir(VALIDATION_CHANNEL), VALIDATION_CHANNEL, **sizes)
         self.cfg = ModelConfig.from_hyperparameters(hp, sizes["src_vocab_size"], sizes["trg_vocab_size"])
 
         _seed_everything(int(hp.seed))
@@ -551,7 +550,7 @@ class Trainer:
                 "optimized_metric": self.hp.optimized_metric, "best_metric": self.state.best,
                 "steps": self.state.step}
         write_model_dir(self.paths.model_dir, state_dict, self.hp.to_strings(include_defaults=True),
-                        self.paths.data_dir("vocab"), info)
+                        self.paths.data_dir(VOCAB_CHANNEL), info)
         print(f"model written to {self.paths.model_dir}", flush=True)
 
 
@@ -603,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hp = _load_hyperparameters(paths)
         _check_channels(paths)
-        src_vocab, trg_vocab = load_vocabularies(paths.data_dir("vocab"))   # fail before spawning anything
+        src_vocab, trg_vocab = load_vocabularies(paths.data_dir(VOCAB_CHANNEL))   # fail before spawning anything
         resourceconfig = read_json(paths.resourceconfig_file, "resource config") \
             if paths.resourceconfig_file.is_file() else None
         plan = distributed.plan_world(resourceconfig)
