@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from s2s_aws.errors import HyperparameterError
-from s2s_aws.hyperparameters import SCHEMA, Hyperparameters
+from s2s_aws.contract.hyperparameters import SCHEMA, Hyperparameters
 
 EXAMPLES = int(os.environ.get("S2S_FUZZ_EXAMPLES", "0") or 0)
 NAMES = sorted(SCHEMA)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from s2s_aws.errors import HyperparameterError, InputError
-from s2s_aws.hyperparameters import EXTENSION_NAMES, SCHEMA, Hyperparameters, describe
+from s2s_aws.contract.hyperparameters import EXTENSION_NAMES, SCHEMA, Hyperparameters, describe
 
 CONTRACT = Path("/work/shared/CONTRACT.md")
 
@@ -560,3 +560,12 @@ def test_parse_bool_refuses_everything_else(text):
         parse_bool(text)
     err = _error({"bucketing_enabled": text})
     assert err.allowed == "true or false"
+
+
+def test_the_old_module_name_re_exports_the_contract():
+    import s2s_aws.contract.hyperparameters as contract
+    import s2s_aws.hyperparameters as old
+
+    assert old.__all__ == contract.__all__
+    for name in contract.__all__:
+        assert getattr(old, name) is getattr(contract, name), name

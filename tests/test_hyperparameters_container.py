@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from algo_utils import TINY_HYPERPARAMETERS, run_train, write_ml_tree  # noqa: E402
 from s2s_aws.errors import InputError  # noqa: E402
-from s2s_aws.hyperparameters import Hyperparameters  # noqa: E402
+from s2s_aws.contract.hyperparameters import Hyperparameters  # noqa: E402
 from s2s_aws.metrics import parse_metric_line  # noqa: E402
 from s2s_algorithm.config import (ModelConfig, check_model_fits, count_parameters,  # noqa: E402
                                   estimate_training_memory)
@@ -122,3 +122,28 @@ def test_bleu_with_default_sample_size_and_clip_gradient_zero_train_and_say_so_o
     perplexities = [m[1] for m in metrics if m[0] == "validation:perplexity"]
     assert len(perplexities) == 2 and perplexities[0] != perplexities[1]      # clip_gradient=0 did not zero the updates
     assert (root / "model" / "model.pt").is_file()
+
+
+# -- the model configuration is derived from the schema -----------------------------------------------
+def test_model_config_fields_types_and_defaults_come_from_the_schema():
+    import dataclasses
+
+    from s2s_algorithm.config import MODEL_HYPERPARAMETERS
+    from s2s_aws.contract.hyperparameters import SCHEMA
+
+    found = {f.name: f for f in dataclasses.fields(ModelConfig)}
+    assert list(found) == ["src_vocab_size", "trg_vocab_size", *MODEL_HYPERPARAMETERS]
+    assert found["src_vocab_size"].default is dataclasses.MISSING
+    for name in MODEL_HYPERPARAMETERS:
+        spec = SCHEMA[name]
+        assert found[name].default == spec.default and type(found[name].default) is type(spec.default), name
+        assert found[name].type == spec.annotation + (" | None" if spec.default_from else ""), name
+    # resolved the same way as the hyperparameters, "attention follows rnn_num_hidden" included
+    for hp in (Hyperparameters(), Hyperparameters(rnn_num_hidden=64),
+               Hyperparameters(rnn_num_hidden=64, rnn_attention_num_hidden=32, encoder_type="cnn")):
+        cfg = ModelConfig.from_hyperparameters(hp, 10, 20)
+        assert (cfg.src_vocab_size, cfg.trg_vocab_size) == (10, 20)
+        assert {name: getattr(cfg, name) for name in MODEL_HYPERPARAMETERS} == \
+            {name: getattr(hp, name) for name in MODEL_HYPERPARAMETERS}
+    assert ModelConfig(10, 20, rnn_num_hidden=8).rnn_attention_num_hidden == 8
+    assert list(ModelConfig(10, 20).to_dict()) == list(found)

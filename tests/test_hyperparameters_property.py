@@ -6,7 +6,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s2s_aws.hyperparameters import SCHEMA, HyperparameterSpec, Hyperparameters
+from s2s_aws.contract.hyperparameters import SCHEMA, HyperparameterSpec, Hyperparameters
 
 
 def _values(spec: HyperparameterSpec) -> st.SearchStrategy[Any]:

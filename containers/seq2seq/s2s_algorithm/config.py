@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ModelConfig", "MemoryEstimate", "count_parameters", "estimate_training_memory",
+from s2s_aws.contract.hyperparameters import SCHEMA
+
+__all__ = ["ModelConfig", "MODEL_HYPERPARAMETERS", "MemoryEstimate", "count_parameters", "estimate_training_memory",
            "available_memory", "check_model_fits"]
 
 logger = logging.getLogger(__name__)
@@ -27,43 +29,52 @@ logger = logging.getLogger(__name__)
 _GIB = float(1 << 30)
 
 
-@dataclass
-class ModelConfig:
-    """Everything needed to build a :class:`~s2s_algorithm.model.Seq2Seq` (names as in the contract)."""
+#: The hyperparameters a model is built from, in the order of :meth:`ModelConfig.to_dict` (saved in
+#: checkpoints and training info). Their types, defaults and the rnn_attention_num_hidden rule come
+#: from the schema (s2s_aws.contract.hyperparameters), declared there once.
+MODEL_HYPERPARAMETERS: tuple[str, ...] = (
+    "encoder_type", "decoder_type", "num_embed_source", "num_embed_target", "embed_dropout_source",
+    "embed_dropout_target", "num_layers_encoder", "num_layers_decoder", "rnn_cell_type", "rnn_num_hidden",
+    "rnn_attention_type", "rnn_attention_num_hidden", "rnn_attention_in_upper_layers", "rnn_decoder_state_init",
+    "rnn_decoder_hidden_dropout", "rnn_residual_connections", "rnn_first_residual_layer", "cnn_activation_type",
+    "cnn_hidden_dropout", "cnn_kernel_width_encoder", "cnn_kernel_width_decoder", "cnn_num_hidden",
+    "max_seq_len_source", "max_seq_len_target", "weight_init_type", "weight_init_scale", "xavier_factor_type",
+)
 
-    src_vocab_size: int
-    trg_vocab_size: int
-    encoder_type: str = "rnn"
-    decoder_type: str = "rnn"
-    num_embed_source: int = 512
-    num_embed_target: int = 512
-    embed_dropout_source: float = 0.0
-    embed_dropout_target: float = 0.0
-    num_layers_encoder: int = 1
-    num_layers_decoder: int = 1
-    rnn_cell_type: str = "lstm"
-    rnn_num_hidden: int = 1024
-    rnn_attention_type: str = "mlp"
-    rnn_attention_num_hidden: int | None = None
-    rnn_attention_in_upper_layers: bool = True
-    rnn_decoder_state_init: str = "last"
-    rnn_decoder_hidden_dropout: float = 0.0
-    rnn_residual_connections: bool = False
-    rnn_first_residual_layer: int = 2
-    cnn_activation_type: str = "glu"
-    cnn_hidden_dropout: float = 0.0
-    cnn_kernel_width_encoder: int = 3
-    cnn_kernel_width_decoder: int = 5
-    cnn_num_hidden: int = 512
-    max_seq_len_source: int = 100
-    max_seq_len_target: int = 100
-    weight_init_type: str = "xavier"
-    weight_init_scale: float = 2.34
-    xavier_factor_type: str = "in"
+
+def _fields_from_schema(cls: type) -> type:
+    """Make ``cls`` a dataclass of the two vocabulary sizes and :data:`MODEL_HYPERPARAMETERS`, each
+    with the schema's type and default (None for a name whose default follows another one)."""
+    annotations: dict[str, str] = {"src_vocab_size": "int", "trg_vocab_size": "int"}
+    for name in MODEL_HYPERPARAMETERS:
+        spec = SCHEMA[name]
+        follows = spec.default_from is not None
+        annotations[name] = spec.annotation + (" | None" if follows and not spec.optional else "")
+        setattr(cls, name, spec.default)
+    cls.__annotations__ = annotations
+    return dataclass(cls)
+
+
+@_fields_from_schema
+class ModelConfig:
+    """Everything needed to build a :class:`~s2s_algorithm.model.Seq2Seq` (names as in the contract):
+    ``src_vocab_size``, ``trg_vocab_size`` and the hyperparameters in :data:`MODEL_HYPERPARAMETERS`,
+    with the schema's defaults (``ModelConfig(src_vocab_size=100, trg_vocab_size=120, rnn_num_hidden=64)``).
+    A name whose default follows another (``rnn_attention_num_hidden``) takes that one's value when None."""
+
+    if TYPE_CHECKING:  # the fields, for type checkers (at run time they come from the schema)
+        src_vocab_size: int
+        trg_vocab_size: int
+
+        def __init__(self, src_vocab_size: int, trg_vocab_size: int, **hyperparameters: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __post_init__(self) -> None:
-        if self.rnn_attention_num_hidden is None:
-            self.rnn_attention_num_hidden = self.rnn_num_hidden
+        for name in MODEL_HYPERPARAMETERS:
+            follows = SCHEMA[name].default_from
+            if follows is not None and getattr(self, name) is None:
+                setattr(self, name, getattr(self, follows))
 
     @classmethod
     def from_hyperparameters(cls, hp: Any, src_vocab_size: int, trg_vocab_size: int) -> "ModelConfig":
