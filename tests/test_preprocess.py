@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from s2s_aws.errors import InputError
-from s2s_aws.formats import records, vocab
+from s2s_aws.contract import records, vocab
 from s2s_aws.preprocess import EXTRA_WHITESPACE, normalize_chunk, preprocess
 
 
@@ -202,7 +202,7 @@ def test_bad_arguments(tmp_path):
 def test_progress_callback(tmp_path):
     ts, tt = _corpus(tmp_path)
     messages: list[str] = []
-    module = importlib.import_module("s2s_aws.preprocess")
+    module = importlib.import_module("s2s_aws.preprocess.api")  # where preprocess() makes its _Progress
 
     module_progress = module._Progress
     try:

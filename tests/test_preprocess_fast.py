@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from s2s_aws.formats import recordio, records, vocab
-from s2s_aws import preprocess as prep
+from s2s_aws.contract import recordio, records, vocab
+from s2s_aws.preprocess import chunks, keytable, normalize, ranking, tokens as tokenizing
 from s2s_aws.preprocess import EXTRA_WHITESPACE, normalize_chunk, preprocess
 
 from test_preprocess import reference, write
@@ -70,7 +70,7 @@ def _random_corpus(rng: random.Random, lines: int) -> str:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_windows_slices_and_gzip(tmp_path, monkeypatch, workers):
     """Lines cut across newline windows, chunks read by offset, one side gzipped, no final newline."""
-    monkeypatch.setattr(prep, "_WINDOW", 5)
+    monkeypatch.setattr(chunks, "_WINDOW", 5)
     rng = random.Random(7)
     ts = write(tmp_path / "s", _random_corpus(rng, 400))
     tt = write(tmp_path / "t.gz", gzip.compress(_random_corpus(rng, 400).encode()))
@@ -101,7 +101,7 @@ def test_reused_vocab_two_workers(tmp_path):
 
 def test_key_table_ids_are_consistent_through_growth_and_rebuilds():
     rng = np.random.default_rng(0)
-    table = prep._KeyTable(bits=4)  # tiny: many collisions, several doublings
+    table = keytable._KeyTable(bits=4)  # tiny: many collisions, several doublings
     seen: dict[tuple[int, int], int] = {}
     counts = np.zeros(0, dtype=np.int64)
     for round_ in range(12):
@@ -125,7 +125,7 @@ def test_key_table_ids_are_consistent_through_growth_and_rebuilds():
 def test_side_index_round_trips_tokens(tokens):
     tokens = [t for t in tokens if t]
     chunk = b" ".join(tokens) + b"\n"
-    index = prep._SideIndex()
+    index = tokenizing._SideIndex()
     for _ in range(2):  # the second pass finds every token
         local, lines = index.local_ids(chunk)
         assert lines.tolist() == [len(tokens)]
@@ -140,9 +140,9 @@ def test_side_index_round_trips_tokens(tokens):
        num_words=st.integers(0, 12), min_count=st.integers(1, 3))
 def test_rank_matches_build_vocab(words, num_words, min_count):
     counts = Counter(words)
-    index = prep._SideIndex()
+    index = tokenizing._SideIndex()
     index.count(index.local_ids(normalize_chunk(" ".join(words).encode() + b"\n"))[0])
-    v, ids = prep._rank(index, num_words, min_count)
+    v, ids = ranking._rank(index, num_words, min_count)
     expected = vocab.build_vocab(counts, num_words, min_count)
     assert v == expected and list(v) == list(expected)  # same ids, same order
     names = index.tokens()
@@ -155,9 +155,9 @@ def test_has_multibyte_whitespace_exhaustive():
         char = chr(code)
         if 0xD800 <= code < 0xE000:
             continue
-        found = prep._has_multibyte_whitespace(("a" + char + "b\n").encode())
+        found = normalize._has_multibyte_whitespace(("a" + char + "b\n").encode())
         assert found == (char in EXTRA_WHITESPACE), hex(code)
-    assert not prep._has_multibyte_whitespace(b"") and not prep._has_multibyte_whitespace(b"\xc2")
+    assert not normalize._has_multibyte_whitespace(b"") and not normalize._has_multibyte_whitespace(b"\xc2")
 
 
 def test_extra_whitespace_byte_patterns_cover_str_split():
@@ -189,3 +189,49 @@ def test_encode_pairs_framed_long_sequences():
     assert recordio.decode_records(data) == [
         records.encode_pair(s_ids[s_off[i]:s_off[i + 1]].tolist(), t_ids[t_off[i]:t_off[i + 1]].tolist())
         for i in range(lengths.size)]
+
+
+def test_public_names_stay_importable_from_the_package():
+    import s2s_aws.preprocess as package
+
+    for name in ("preprocess", "PreprocessSummary", "SplitStats", "ProgressFn", "OUTPUT_FILES", "DEFAULT_CHUNK_BYTES",
+                 "EXTRA_WHITESPACE", "normalize_chunk"):
+        assert name in package.__all__ and getattr(package, name) is not None, name
+
+
+def test_spawned_workers_write_the_same_bytes(tmp_path):
+    """With another thread running, the pool starts its workers with spawn (fork is unsafe then): each
+    worker gets its state from the initializer, every broadcast reaches every worker, and the files are
+    byte-identical to an inline run's."""
+    import threading
+
+    rng = random.Random(11)
+    ts, tt = write(tmp_path / "s", _random_corpus(rng, 600)), write(tmp_path / "t", _random_corpus(rng, 600))
+    vs, vt = write(tmp_path / "vs", _random_corpus(rng, 40)), write(tmp_path / "vt", _random_corpus(rng, 40))
+    preprocess(ts, tt, vs, vt, output_dir=tmp_path / "inline", workers=1)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        summary = preprocess(ts, tt, vs, vt, output_dir=tmp_path / "spawn", workers=3, chunk_bytes=400)
+    finally:
+        stop.set()
+        other.join()
+    assert summary.workers == 3
+    for name in ("train.rec", "val.rec", "vocab.src.json", "vocab.trg.json"):
+        assert (tmp_path / "spawn" / name).read_bytes() == (tmp_path / "inline" / name).read_bytes(), name
+    assert sorted(p.name for p in (tmp_path / "spawn").iterdir()) == \
+        ["train.rec", "val.rec", "vocab.src.json", "vocab.trg.json"]
+
+
+def test_runner_broadcast_runs_once_per_worker_and_a_failed_close_breaks_the_barrier():
+    from s2s_aws.preprocess import runner, work
+
+    r = runner._Runner(3)
+    barrier = r._barrier
+    try:
+        pids = [pid for pid, _ in r.broadcast(work._flush_index)]
+        assert len(set(pids)) == 3
+    finally:
+        r.close(ok=False)
+    assert barrier.broken  # a worker left waiting in a broadcast would stop waiting
