@@ -157,7 +157,7 @@ class HyperparameterSpec:
             if isinstance(value, numbers.Integral):  # int, numpy integers
                 return int(value)
             if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
-                return int(value)
+                return int(value)  # type: ignore[call-overload]  # a Real has __int__ (numbers.Real.__trunc__)
             raise self._error(value)
         if isinstance(value, numbers.Real) and math.isfinite(value):
             return float(value)

@@ -524,8 +524,9 @@ def describe_rows(names: list[str] | None = None) -> list[HyperparameterRow]:
 def describe(names: list[str] | None = None) -> str:
     """A plain-text table of the schema (name, type, default, allowed values, help) for the CLI."""
     rows = [("name", "type", "default", "allowed", "description")]
-    for r in describe_rows(names):
-        rows.append((r.name, r.type, r.default, r.allowed, r.help + (" [extension]" if r.extension else "")))
+    for row in describe_rows(names):
+        help = row.help + (" [extension]" if row.extension else "")
+        rows.append((row.name, row.type, row.default, row.allowed, help))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = []
     for r in rows:

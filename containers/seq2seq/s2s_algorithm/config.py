@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from s2s_aws.contract.hyperparameters import SCHEMA
 
@@ -63,6 +63,7 @@ class ModelConfig:
     A name whose default follows another (``rnn_attention_num_hidden``) takes that one's value when None."""
 
     if TYPE_CHECKING:  # the fields, for type checkers (at run time they come from the schema)
+        __dataclass_fields__: ClassVar[dict[str, Any]]
         src_vocab_size: int
         trg_vocab_size: int
 
@@ -129,7 +130,10 @@ def _optimizer_values(optimizer_type: str, momentum: float | None) -> int:
     return 1   # rmsprop: the running mean of squared gradients
 
 
-def estimate_training_memory(cfg: ModelConfig, optimizer_type: str = "adam",
+_DEFAULT_OPTIMIZER: str = SCHEMA["optimizer_type"].default
+
+
+def estimate_training_memory(cfg: ModelConfig, optimizer_type: str = _DEFAULT_OPTIMIZER,
                              momentum: float | None = None) -> MemoryEstimate:
     """What training keeps in memory for the model's parameters (see the module docstring)."""
     n = count_parameters(cfg)
@@ -194,7 +198,8 @@ def check_model_fits(hp: Any, src_vocab_size: int, trg_vocab_size: int, *, gpus:
     from s2s_aws.errors import InputError
 
     cfg = ModelConfig.from_hyperparameters(hp, src_vocab_size, trg_vocab_size)
-    estimate = estimate_training_memory(cfg, getattr(hp, "optimizer_type", "adam"), getattr(hp, "momentum", None))
+    estimate = estimate_training_memory(cfg, getattr(hp, "optimizer_type", _DEFAULT_OPTIMIZER),
+                                        getattr(hp, "momentum", None))
     room = available if available is not None else available_memory(gpus)
     if room is not None and estimate.bytes > room[0]:
         parts = {cfg.encoder_type, cfg.decoder_type}
