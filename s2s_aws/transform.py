@@ -12,25 +12,19 @@ SageMaker writes ``<input file>.out`` per input file under the output prefix, on
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Iterable, Mapping
 
 from ._aws import (aws_error, base_of, console_url, error_code, is_not_found, join_key, log_url, make_tags,
                    split_s3_uri, unique_name, wait_for)
-from .errors import FormatError, InputError, TransformJobFailed, WaitTimeout
+from .contract.inference import INVOCATION_LIMIT_MB, JSONLINES, decode_jsonlines, to_jsonlines
+from .errors import InputError, TransformJobFailed, WaitTimeout
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["TransformJob", "start_transform", "upload_jsonlines", "to_jsonlines", "build_transform_request"]
 
-JSONLINES = "application/jsonlines"
 TERMINAL = ("Completed", "Failed", "Stopped")
-
-
-def to_jsonlines(sentences: Iterable[str]) -> bytes:
-    """``{"source": ...}`` per line (UTF-8)."""
-    return "".join(json.dumps({"source": s}, ensure_ascii=False) + "\n" for s in sentences).encode("utf-8")
 
 
 def upload_jsonlines(session: Any, sentences: Iterable[str], *, name: str = "input.jsonl",
@@ -50,7 +44,7 @@ def upload_jsonlines(session: Any, sentences: Iterable[str], *, name: str = "inp
 
 
 def build_transform_request(job_name: str, model_name: str, input_uri: str, output_uri: str, *,
-                            instance_type: str, instance_count: int, run_id: str, max_payload_mb: int = 6,
+                            instance_type: str, instance_count: int, run_id: str, max_payload_mb: int = INVOCATION_LIMIT_MB,
                             max_concurrent_transforms: int | None = None, kms_key: str | None = None,
                             tags: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The ``CreateTransformJob`` request for jsonlines in and out."""
@@ -82,7 +76,7 @@ def build_transform_request(job_name: str, model_name: str, input_uri: str, outp
 
 def start_transform(session: Any, model_name: str, input_uri: str, *, output_uri: str | None = None,
                     instance_type: str = "ml.m5.xlarge", instance_count: int = 1, job_name: str | None = None,
-                    max_payload_mb: int = 6, max_concurrent_transforms: int | None = None,
+                    max_payload_mb: int = INVOCATION_LIMIT_MB, max_concurrent_transforms: int | None = None,
                     kms_key: str | None = None, tags: Mapping[str, str] | None = None) -> "TransformJob":
     """``CreateTransformJob`` over ``input_uri`` (an S3 prefix of jsonlines files) with ``model_name``."""
     name = job_name or unique_name(base_of(model_name)[:30] + "-transform")
@@ -176,14 +170,8 @@ class TransformJob:
         if not keys:
             raise InputError(f"no .out files under {self.output_uri}; is transform job {self.name} Completed?")
         for key in sorted(keys):
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-            for n, line in enumerate(body.splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    out.append(json.loads(line))
-                except ValueError as e:
-                    raise FormatError(f"line {n} is not JSON: {line[:100]!r}", path=f"s3://{bucket}/{key}") from e
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            out += decode_jsonlines(body, where=f"s3://{bucket}/{key}")
         return out
 
     def targets(self) -> list[str]:

@@ -69,7 +69,8 @@ def test_model_directory_is_self_contained(tmp_path):
 
 
 def test_translator_text_interface_and_attention_matrix(tmp_path):
-    from s2s_algorithm.translator import TextTranslation, load_translator
+    from s2s_algorithm.translator import load_translator
+    from s2s_aws.contract.inference import TranslationResult as TextTranslation
 
     tr = load_translator(train_tiny_model(tmp_path), device="cpu")
     # "zz" is unknown (-> <unk>); 12 tokens exceed max_seq_len_source=10: the model reads the first 10,

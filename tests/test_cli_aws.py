@@ -230,6 +230,27 @@ def test_transform_from_local_file(env, tmp_path, capsys) -> None:
     assert [json.loads(x)["source"] for x in body.splitlines()] == ["can you drive a car ?", "i am ."]
 
 
+def test_transform_local_file_lines_are_split_like_the_server_splits_them(env, tmp_path, capsys) -> None:
+    from test_sdk_hosting import MODEL_DATA
+
+    from s2s_aws.hosting import create_model
+
+    model = create_model(make_session(env), MODEL_DATA)
+    src = tmp_path / "in.txt"
+    # U+2028 does not end a line (jsonlines records end at "\n" only); a blank line is skipped
+    src.write_text("a\u2028b\n\n{\"source\": \"c\\u2028d\"}\n", encoding="utf-8")
+    rc, out = run_json(capsys, "transform", "--model-name", model, "--input", str(src), "--job-name", "cli-tj2")
+    assert rc == 0
+    bucket, key = out["input"][5:].split("/", 1)
+    body = env.client("s3").get_object(Bucket=bucket, Key=key + "input.jsonl")["Body"].read().decode()
+    assert [json.loads(x)["source"] for x in body.split("\n") if x] == ["a\u2028b", "c\u2028d"]
+    # errors name the line of the file, blank lines counted
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a b\n\n{not json\n", encoding="utf-8")
+    assert main(["transform", "--model-name", model, "--input", str(bad)]) == 2
+    assert f"{bad}:3:" in capsys.readouterr().err
+
+
 def test_global_options_work_before_and_after_the_command(env, tmp_path, capsys) -> None:
     prep = make_prep(tmp_path / "prep")
     assert main(["--json", "--region", "us-east-1", "upload", str(prep)]) == 0

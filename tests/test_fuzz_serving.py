@@ -3,7 +3,7 @@
 Property: every ``/invocations`` body — JSON, jsonlines, RecordIO-protobuf, or garbage under any
 content type — gets a correct answer or a 4xx with a message; never a 500, never a crash, and the
 server answers the next good request. Checked on the pure parsing functions
-(:mod:`s2s_algorithm.serving_formats`) and through the in-process app (``create_app``) with a fake
+(:mod:`s2s_aws.contract.inference`) and through the in-process app (``create_app``) with a fake
 translator. ``S2S_FUZZ_EXAMPLES=N`` raises the example counts (``benchmarks/fuzz.py``).
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ with warnings.catch_warnings():  # starlette nudges towards httpx2; httpx is wha
     from starlette.testclient import TestClient
 
 from s2s_algorithm.serve import ServerSettings, create_app
-from s2s_algorithm.serving_formats import (JSON, JSONLINES, RECORDIO, SUPPORTED_TYPES, Item, RequestError,
-                                           RequestLimits, negotiate_accept, normalize_content_type, parse_request)
+from s2s_aws.contract.inference import (JSON, JSONLINES, RECORDIO, SUPPORTED_TYPES, Item, RequestError,
+                                     RequestLimits, negotiate_accept, normalize_content_type, parse_request)
 
 EXAMPLES = int(os.environ.get("S2S_FUZZ_EXAMPLES", "0") or 0)
 WORDS = ["<pad>", "<unk>", "<s>", "</s>", "a", "b", "c", "d"]

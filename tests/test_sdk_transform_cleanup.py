@@ -55,6 +55,19 @@ def test_transform_results_are_read_in_order(sess) -> None:
     assert tj.targets() == ["one", "two", "three"]
 
 
+def test_transform_results_keep_lines_with_unicode_line_separators(sess) -> None:
+    # the server writes targets with ensure_ascii=False: U+2028, U+0085 and form feeds stay unescaped
+    # inside the JSON strings, and they do not end a jsonlines record (only "\n" does)
+    from s2s_aws.hosting import create_model
+
+    tj = sess.transform(create_model(sess, MODEL_DATA), f"s3://{BUCKET}/in/", job_name="tj-3")
+    tj.wait()
+    targets = ["a\u2028b", "c\x85d\x0ce", "f"]
+    body = "".join(json.dumps({"target": t}, ensure_ascii=False) + "\r\n" for t in targets).encode("utf-8")
+    sess.s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/transform/tj-3/output/in.jsonl.out", Body=body)
+    assert tj.targets() == targets
+
+
 def test_transform_from_a_training_job(sess) -> None:
     from s2s_aws.channels import Channels
 

@@ -24,7 +24,7 @@ with warnings.catch_warnings():  # starlette 1.x nudges towards httpx2; httpx is
 
 from s2s_algorithm.serve import ServerSettings, create_app
 from s2s_algorithm.serving_batcher import is_out_of_memory
-from s2s_algorithm.serving_formats import RequestError, negotiate_accept
+from s2s_aws.contract.inference import RequestError, negotiate_accept
 from s2s_aws.errors import InputError
 
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
@@ -594,7 +594,7 @@ def test_too_many_sentences_or_tokens_is_413_naming_the_limit():
 def test_default_limits_take_a_6_mb_batch_of_real_sized_sentences():
     """The defaults refuse nothing a 6 MB batch of ordinary sentences holds (8 words each: 150,000
     lines, 1.2 M tokens), but do refuse a 6 MB request of one-word sentences (390,000)."""
-    from s2s_algorithm.serving_formats import JSONLINES, RequestLimits, parse_request
+    from s2s_aws.contract.inference import JSONLINES, RequestLimits, parse_request
 
     d = ServerSettings()
     limits = RequestLimits(max_instances=d.max_instances, max_tokens=d.max_tokens, max_source_tokens=100)

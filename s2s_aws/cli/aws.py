@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..contract.inference import JSON, RECORDIO, TranslationResult, json_lines
 from ..errors import AWSOperationError, InputError, S2SError
 
 logger = logging.getLogger(__name__)
@@ -103,12 +104,6 @@ def _read_sentences(args: argparse.Namespace) -> list[str]:
     if not sentences:
         raise InputError("no sentences on stdin; pipe tokenized sentences, one per line")
     return sentences
-
-
-def _attr(item: Any, name: str, default: Any = None) -> Any:
-    if isinstance(item, dict):
-        return item.get(name, default)
-    return getattr(item, name, default)
 
 
 def _job_summary(job: Any, desc: dict[str, Any]) -> dict[str, Any]:
@@ -279,16 +274,17 @@ def cmd_translate(args: argparse.Namespace) -> int:
             status.update(f"{done:,}/{total:,} sentences, {rate:,.0f}/s")
 
         try:
-            results = translate_local(sentences, args.model_dir, beam_size=args.beam_size,
-                                      attention_plot=args.attention_plot, progress=progress, **extra)
+            local = translate_local(sentences, args.model_dir, beam_size=args.beam_size,
+                                    attention_plot=args.attention_plot, progress=progress, **extra)
         finally:
             status.close()
+        results = [TranslationResult(target=r["target"], matrix=r.get("matrix")) for r in local]
     else:
         if args.beam_size is not None:
             logger.warning("--beam-size applies to --model-dir only; the endpoint uses its trained beam_size")
         sess = _session(args)
         endpoint = sess.endpoint(args.endpoint, vocab_dir=args.vocab_dir)
-        content_type = "application/x-recordio-protobuf" if args.content_type == "recordio" else "application/json"
+        content_type = RECORDIO if args.content_type == "recordio" else JSON
         results = endpoint.translate(sentences, attention=want_matrix, content_type=content_type)
         if args.attention_plot:
             from ..plot import save_attention_heatmap
@@ -302,9 +298,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
             save_attention_heatmap(used, first.target.split(), first.matrix, args.attention_plot)
     out = []
     for src, r in zip(sentences, results):
-        item = {"source": src, "target": _attr(r, "target", str(r))}
-        if want_matrix and _attr(r, "matrix") is not None:
-            item["matrix"] = _attr(r, "matrix")
+        item: dict[str, Any] = {"source": src, "target": r.target}
+        if want_matrix and r.matrix is not None:
+            item["matrix"] = r.matrix
         out.append(item)
     data: dict[str, Any] = {"ok": True, "translations": out}
     if args.attention_plot:
@@ -352,9 +348,8 @@ def _transform_input(sess: Any, value: str) -> str:
         raise InputError(f"--input {value!r} is neither an s3:// prefix nor a local file")
     from ..transform import upload_jsonlines
 
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
     sentences = []
-    for n, line in enumerate(lines, 1):
+    for n, line in json_lines(path.read_text(encoding="utf-8")):
         if line.lstrip().startswith("{"):
             try:
                 sentences.append(json.loads(line)["source"])

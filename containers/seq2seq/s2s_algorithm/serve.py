@@ -5,7 +5,7 @@ HTTP on ``$SAGEMAKER_BIND_TO_PORT`` or 8080, the SageMaker hosting interface:
 - ``GET /ping``: 200 once the model is loaded, 503 while it loads;
 - ``POST /invocations``: ``application/json``, ``application/jsonlines`` (batch transform) and
   ``application/x-recordio-protobuf`` bodies, answered in the type ``Accept`` asks for
-  (see :mod:`.serving_formats`);
+  (see :mod:`s2s_aws.contract.inference`);
 - ``GET /execution-parameters``: what batch transform should send (``MaxPayloadInMB=6``).
 
 Why starlette + uvicorn (ASGI) rather than a WSGI stack such as gunicorn + flask: dynamic batching
@@ -75,11 +75,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from s2s_aws.contract.inference import (INVOCATION_LIMIT_MB, RequestError, RequestLimits, encode_response,
+                                       negotiate_accept, normalize_content_type, parse_request)
 from s2s_aws.errors import InputError
 
 from .serving_batcher import DynamicBatcher, ModelRunner
-from .serving_formats import (RequestError, RequestLimits, encode_response, negotiate_accept, normalize_content_type,
-                              parse_request)
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class ServerSettings:
             dynamic_batching=_env_bool(env, "S2S_DYNAMIC_BATCHING", True),
             request_timeout_s=_env_float(env, "S2S_REQUEST_TIMEOUT_S", 55.0, 0.001),
             read_timeout_s=_env_float(env, "S2S_READ_TIMEOUT_S", 20.0, 0.001),
-            max_payload_bytes=_env_int(env, "S2S_MAX_PAYLOAD_MB", 6, 1) * MIB,
+            max_payload_bytes=_env_int(env, "S2S_MAX_PAYLOAD_MB", INVOCATION_LIMIT_MB, 1) * MIB,
             max_instances=_env_int(env, "S2S_MAX_INSTANCES", 200_000, 1),
             max_tokens=_env_int(env, "S2S_MAX_TOKENS", 2_000_000, 1),
             beam_size=beam,

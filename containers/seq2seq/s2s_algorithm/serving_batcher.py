@@ -36,7 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .serving_formats import Item, Result
+from s2s_aws.contract.inference import Item, TranslationResult
+from s2s_aws.contract.layout import UNK, UNK_ID
+from s2s_aws.contract.vocab import id_to_token
 
 logger = logging.getLogger(__name__)
 
@@ -76,14 +78,14 @@ class ModelRunner:
         self.max_batch_size = max(1, int(max_batch_size))
         self.beam_size = beam_size
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"s2s-{name}")
-        self._itos = _id_to_token(translator.trg_vocab)
+        self._itos = id_to_token(translator.trg_vocab)
         self._trg_vocab = translator.trg_vocab
         self.oom_splits = 0  # how many times a batch was split after running out of memory
 
     # -- public --------------------------------------------------------------------------------
-    def run(self, items: Sequence[Item]) -> list[Result]:
+    def run(self, items: Sequence[Item]) -> list[TranslationResult]:
         """Translate ``items`` (any mix of kinds); one result per item, same order."""
-        results: list[Result | None] = [None] * len(items)
+        results: list[TranslationResult | None] = [None] * len(items)
         for kind in ("text", "ids"):
             idx = [i for i, it in enumerate(items) if it.kind == kind and it.tokens > 0]
             for start in range(0, len(idx), self.max_batch_size):
@@ -93,14 +95,14 @@ class ModelRunner:
                     results[i] = r
         for i, it in enumerate(items):
             if results[i] is None:  # no tokens ("" or whitespace): empty translation, no model call
-                results[i] = Result(target="", ids=[], matrix=[] if it.attention else None)
+                results[i] = TranslationResult(target="", matrix=[] if it.attention else None, ids=[], tokens=[])
         return results  # type: ignore[return-value]
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # -- internals -----------------------------------------------------------------------------
-    def _run_split(self, items: list[Item]) -> list[Result]:
+    def _run_split(self, items: list[Item]) -> list[TranslationResult]:
         try:
             return self._call(items)
         except Exception as e:
@@ -114,7 +116,7 @@ class ModelRunner:
             _release_cached_memory()
             return self._run_split(items[:half]) + self._run_split(items[half:])
 
-    def _call(self, items: list[Item]) -> list[Result]:
+    def _call(self, items: list[Item]) -> list[TranslationResult]:
         attention = any(it.attention for it in items)
         if items[0].kind == "text":
             outs = self.translator.translate([it.source for it in items], beam_size=self.beam_size,
@@ -124,32 +126,25 @@ class ModelRunner:
                                              attention=attention)
         return [self._from_ids(it, o) for it, o in zip(items, _checked(outs, items))]
 
-    def _from_text(self, item: Item, out: Any) -> Result:
+    def _from_text(self, item: Item, out: Any) -> TranslationResult:
         tokens = list(out.tokens)
-        ids = [self._trg_vocab.get(t, 1) for t in tokens]  # 1 = <unk>
+        ids = [self._trg_vocab.get(t, UNK_ID) for t in tokens]
         matrix = [list(map(float, row)) for row in out.matrix] if item.attention and out.matrix is not None else None
-        return Result(target=out.target, ids=ids, matrix=matrix)
+        return TranslationResult(target=out.target, matrix=matrix, ids=ids, tokens=tokens)
 
-    def _from_ids(self, item: Item, out: Any) -> Result:
+    def _from_ids(self, item: Item, out: Any) -> TranslationResult:
         ids = [int(t) for t in out.ids]
-        target = " ".join(self._itos[t] if 0 <= t < len(self._itos) else "<unk>" for t in ids)
+        tokens = [self._itos[t] if 0 <= t < len(self._itos) else UNK for t in ids]
         matrix = None
         if item.attention and out.attention is not None:
             matrix = [[float(x) for x in row] for row in out.attention.tolist()]
-        return Result(target=target, ids=ids, matrix=matrix)
+        return TranslationResult(target=" ".join(tokens), matrix=matrix, ids=ids, tokens=tokens)
 
 
 def _checked(outs: Sequence[Any], items: Sequence[Item]) -> Sequence[Any]:
     if len(outs) != len(items):
         raise RuntimeError(f"the translator returned {len(outs)} translations for {len(items)} sentences")
     return outs
-
-
-def _id_to_token(vocab: dict[str, int]) -> list[str]:
-    itos = ["<unk>"] * (max(vocab.values()) + 1 if vocab else 0)
-    for tok, i in vocab.items():
-        itos[i] = tok
-    return itos
 
 
 @dataclass(eq=False)
@@ -159,7 +154,7 @@ class _Job:
     items: list[Item]
     future: asyncio.Future
     arrived: float
-    results: list[Result | None] = field(default_factory=list)
+    results: list[TranslationResult | None] = field(default_factory=list)
     next_index: int = 0
     done_count: int = 0
 
@@ -229,7 +224,7 @@ class DynamicBatcher:
         if self.enabled:
             self._loop_task = asyncio.create_task(self._batch_loop(), name="s2s-batcher")
 
-    async def submit(self, items: list[Item]) -> list[Result]:
+    async def submit(self, items: list[Item]) -> list[TranslationResult]:
         """Translate one request's items; results in the same order."""
         if self._idle is None:
             raise RuntimeError("DynamicBatcher.start() was not awaited")
@@ -261,12 +256,12 @@ class DynamicBatcher:
             r.close()
 
     # -- internals -----------------------------------------------------------------------------
-    async def _submit_alone(self, items: list[Item]) -> list[Result]:
+    async def _submit_alone(self, items: list[Item]) -> list[TranslationResult]:
         """No batching: the request's own decode calls, one slice of ``max_batch_size`` at a time,
         giving the model back between slices so that other requests' slices run in between."""
         assert self._idle is not None
         loop = asyncio.get_running_loop()
-        results: list[Result] = []
+        results: list[TranslationResult] = []
         for start in range(0, len(items), self.max_batch_size):
             if start:
                 await asyncio.sleep(0)  # let a request already waiting for the model take it first
@@ -409,7 +404,7 @@ class DynamicBatcher:
             self._idle.put_nowait(runner)
 
     @staticmethod
-    def _deliver(job: _Job, start: int, part: Sequence[Result]) -> None:
+    def _deliver(job: _Job, start: int, part: Sequence[TranslationResult]) -> None:
         job.results[start:start + len(part)] = list(part)
         job.done_count += len(part)
         job.finish()

@@ -9,6 +9,7 @@ Example::
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -18,16 +19,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from s2s_aws.contract.inference import TranslationResult
 from s2s_aws.errors import InputError
 
-from .checkpoint import load_state_dict
+from .checkpoint import FORMAT_VERSION, MODEL_FILES, load_state_dict
 from .config import ModelConfig
 from .decode import translate_ids
 from .model import Seq2Seq
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_translator", "Translator", "Translation", "TextTranslation", "vocab_size"]
+__all__ = ["load_translator", "Translator", "Translation", "vocab_size"]
 
 
 @dataclass
@@ -38,18 +40,6 @@ class Translation:
 
     ids: list[int]
     attention: np.ndarray | None = None
-
-
-@dataclass
-class TextTranslation:
-    """A translated sentence; ``matrix`` has ``len(tokens)`` rows and ``len(source_tokens)`` columns.
-
-    ``source_tokens`` are the tokens the model read: the sentence's first ``max_seq_len_source``."""
-
-    target: str
-    tokens: list[str]
-    source_tokens: list[str]
-    matrix: list[list[float]] | None = None
 
 
 def vocab_size(vocab: dict[str, int]) -> int:
@@ -113,13 +103,17 @@ class Translator:
         return out
 
     def translate(self, sentences: list[str], *, beam_size: int | None = None,
-                  attention: bool = False) -> list[TextTranslation]:
+                  attention: bool = False) -> list[TranslationResult]:
         """Translate whitespace-tokenized sentences; unknown words become ``<unk>``.
+
+        Each result has ``target``, ``tokens`` (the target tokens), ``source_tokens`` (the tokens the
+        model read) and, with ``attention``, ``matrix`` (``len(tokens)`` rows, ``len(source_tokens)``
+        columns).
 
         Only a sentence's first ``max_seq_len_source`` tokens are read (split no further), so the cost
         of a sentence is bounded whatever its length; ``""`` and whitespace-only sentences translate
         to ``""``."""
-        from s2s_aws.formats import vocab as vocab_format
+        from s2s_aws.contract import vocab as vocab_format
 
         max_src = int(self.hp.max_seq_len_source)
         source_tokens = [s.split(None, max_src)[:max_src] for s in sentences]
@@ -128,24 +122,41 @@ class Translator:
         out = []
         for tokens_in, res in zip(source_tokens, results):
             tokens = [self._trg_tokens[i] for i in res.ids]
-            out.append(TextTranslation(target=" ".join(tokens), tokens=tokens, source_tokens=tokens_in,
-                                       matrix=res.attention.tolist() if res.attention is not None else None))
+            out.append(TranslationResult(target=" ".join(tokens), tokens=tokens, source_tokens=tokens_in,
+                                         matrix=res.attention.tolist() if res.attention is not None else None))
         return out
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise InputError(f"{path} is not valid JSON ({e}). The model directory is damaged: "
+                         "re-create it with s2s-train.") from e
 
 
 def load_translator(model_dir: str | Path, device: str | None = None) -> Translator:
     """Load ``model_dir`` (as written by ``s2s-train``) onto ``device`` (default: CUDA when present)."""
-    from s2s_aws.contract import model_dir as model_dir_format
-    from s2s_aws.contract.hyperparameters import Hyperparameters
+    from s2s_aws.formats import vocab as vocab_format
+    from s2s_aws.hyperparameters import Hyperparameters
 
     model_dir = Path(model_dir)
-    model_dir_format.check_model_dir(model_dir)   # every file there, a format version this code reads
-    hp = Hyperparameters.from_strings(model_dir_format.read_hyperparameters(model_dir))
-    src_vocab, trg_vocab = model_dir_format.read_vocabularies(model_dir)
+    missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise InputError(f"model directory {model_dir} lacks {', '.join(missing)}. Point at a folder "
+                         f"(or the extracted model.tar.gz) written by s2s-train; it holds {', '.join(MODEL_FILES)}.")
+    fmt = _read_json(model_dir / "format.json")
+    version = fmt.get("format_version") if isinstance(fmt, dict) else None
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InputError(f"{model_dir / 'format.json'} has format_version {version!r}; this program reads "
+                         f"version {FORMAT_VERSION} or lower. Use a matching container image.")
+    hp = Hyperparameters.from_strings(_read_json(model_dir / "hyperparameters.json"))
+    src_vocab = vocab_format.load_vocab(model_dir / "vocab.src.json")
+    trg_vocab = vocab_format.load_vocab(model_dir / "vocab.trg.json")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cfg = ModelConfig.from_hyperparameters(hp, vocab_size(src_vocab), vocab_size(trg_vocab))
     model = Seq2Seq(cfg)
-    model.load_state_dict(load_state_dict(model_dir_format.weights_path(model_dir)))
+    model.load_state_dict(load_state_dict(model_dir / "model.pt"))
     model.to(dev).eval()
     logger.info("loaded %s (%d parameters) on %s", model_dir, model.num_parameters(), dev)
     return Translator(model, hp, src_vocab, trg_vocab, dev)
