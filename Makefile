@@ -12,6 +12,7 @@ quickstart: setup
 	.venv/bin/s2s-aws quickstart
 
 test: setup
+	.venv/bin/lint-imports --no-cache
 	.venv/bin/python -m pytest -q
 
 bench-preprocess: setup

@@ -11,14 +11,11 @@ Example::
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tarfile
-import tempfile
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
+from .contract.model_dir import open_model_dir
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -27,35 +24,6 @@ __all__ = ["translate_local", "open_model_dir", "CHUNK_SENTENCES"]
 
 #: sentences handed to the decoder at a time (progress is reported after each chunk)
 CHUNK_SENTENCES = 1024
-
-
-@contextlib.contextmanager
-def open_model_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a model directory for ``path``: the folder itself, or a ``model.tar.gz`` extracted to a
-    temporary folder (removed afterwards). Raises :class:`InputError` when it is neither."""
-    p = Path(path)
-    if p.is_dir():
-        yield p
-        return
-    if not p.exists():
-        raise InputError(f"model {p} does not exist; pass the model directory written by s2s-train "
-                         "or the model.tar.gz a training job produced")
-    if not tarfile.is_tarfile(p):
-        raise InputError(f"model {p} is neither a directory nor a tar archive; pass the model directory "
-                         "or model.tar.gz")
-    with tempfile.TemporaryDirectory(prefix="s2s-model-") as tmp:
-        try:
-            with tarfile.open(p) as tar:
-                tar.extractall(tmp, filter="data")  # refuses absolute paths, links out of tmp, devices
-        except (tarfile.TarError, OSError) as e:
-            raise InputError(f"cannot extract model archive {p}: {e}; re-download the model.tar.gz") from None
-        root = Path(tmp)
-        if not (root / "model.pt").exists():
-            # tolerate an archive that wraps the files in one folder
-            subdirs = [d for d in root.iterdir() if d.is_dir()]
-            if len(subdirs) == 1 and (subdirs[0] / "model.pt").exists():
-                root = subdirs[0]
-        yield root
 
 
 def translate_local(sentences: Iterable[str], model_dir: str | os.PathLike[str], *,

@@ -104,7 +104,7 @@ def _channel_uris(channels: Any) -> dict[str, str]:
 
 def validate_hyperparameters(hyperparameters: Mapping[str, Any] | None) -> dict[str, str]:
     """Check hyperparameters client-side with the shared schema; return SageMaker's string form."""
-    from .hyperparameters import Hyperparameters
+    from .contract.hyperparameters import Hyperparameters
 
     return dict(Hyperparameters.from_dict(dict(hyperparameters or {})).to_strings())
 

@@ -73,7 +73,7 @@ def write_ml_tree(root: Path, hyperparameters: dict[str, str] | None = None, *,
                   channels: Iterable[str] = ("train", "validation", "vocab"),
                   hosts: Sequence[str] = ("algo-1",)) -> Path:
     """Write ``root/input/config/*.json`` and the channels the way SageMaker lays them out."""
-    from s2s_aws.formats import records, vocab as vocab_format
+    from s2s_aws.contract import records, vocab as vocab_format
 
     root = Path(root)
     channels = list(channels)

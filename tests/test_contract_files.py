@@ -66,3 +66,17 @@ def test_text_json_and_mkdir(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with _files.atomic_write(tmp_path / "x", "a"):
             pass
+
+
+def test_the_old_module_names_re_export_the_contract():
+    """s2s_aws.formats.* and s2s_aws.metrics stay importable while users move to s2s_aws.contract."""
+    import importlib
+
+    for old, new in [("s2s_aws.formats.recordio", "s2s_aws.contract.recordio"),
+                     ("s2s_aws.formats.records", "s2s_aws.contract.records"),
+                     ("s2s_aws.formats.record_pb2", "s2s_aws.contract.record_pb2"),
+                     ("s2s_aws.formats.vocab", "s2s_aws.contract.vocab"),
+                     ("s2s_aws.formats._files", "s2s_aws.contract._files"),
+                     ("s2s_aws.metrics", "s2s_aws.contract.metrics")]:
+        o, n = importlib.import_module(old), importlib.import_module(new)
+        assert o.__all__ == n.__all__ and all(getattr(o, name) is getattr(n, name) for name in n.__all__), old

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from s2s_aws.errors import FormatError
-from s2s_aws.formats import recordio
+from s2s_aws.contract import recordio
 
 MAGIC = bytes.fromhex("0a23d7ce")  # 0xCED7230A little-endian
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from s2s_aws.errors import FormatError, InputError
-from s2s_aws.formats import record_pb2, recordio, records
+from s2s_aws.contract import record_pb2, recordio, records
 
 # Record{features: {"source": int32_tensor[4, 5, 6], "target": int32_tensor[300, 5]}}, worked by hand:
 # 0a 11 | 0a 06 "source" | 12 07 | 3a 05 | 0a 03 | 04 05 06          (entry 17 bytes)

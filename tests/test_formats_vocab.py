@@ -6,7 +6,7 @@ import json
 import pytest
 
 from s2s_aws.errors import FormatError, InputError
-from s2s_aws.formats import vocab
+from s2s_aws.contract import vocab
 
 SPECIALS = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3}
 

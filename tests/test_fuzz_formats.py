@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from s2s_aws.errors import FormatError, InputError
-from s2s_aws.formats import record_pb2, recordio, records, vocab
+from s2s_aws.contract import record_pb2, recordio, records, vocab
 
 EXAMPLES = int(os.environ.get("S2S_FUZZ_EXAMPLES", "0") or 0)
 

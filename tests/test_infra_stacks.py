@@ -182,6 +182,52 @@ def test_bad_context_is_rejected_with_the_key_to_fix():
         InfraConfig(env_name="Prod_1").validate()
 
 
+
+def test_pipeline_context_keys_are_the_declared_pipeline_settings():
+    """The pipeline settings of the context are declared once (PipelineConfig), with their defaults."""
+    import dataclasses
+
+    from s2s_aws.pipeline import SETTINGS
+    from s2s_infra.config import InfraConfig
+
+    infra = {f.name: f for f in dataclasses.fields(InfraConfig)}
+    declared = [s for s in SETTINGS if s.context]
+    assert {s.name for s in declared} == {"source_lang", "target_lang", "processing_instance_type",
+                                          "training_instance_type", "endpoint_instance_type", "use_spot",
+                                          "min_bleu", "cache_expire_after"}
+    for s in declared:
+        assert (infra[s.name].type, infra[s.name].default) == (s.type, s.default), s.name
+    # the names the stacks fix: the settings' defaults, not a second copy
+    defaults = {s.name: s.default for s in SETTINGS}
+    assert (InfraConfig().raw_prefix, InfraConfig().artifacts_prefix) == (defaults["raw_prefix"],
+                                                                          defaults["artifacts_prefix"])
+
+
+def test_context_reaches_the_pipeline_definition():
+    from s2s_infra.config import InfraConfig
+    from s2s_infra.pipeline_stack import build_pipeline_definition
+
+    app = cdk.App(context={"min_bleu": "21.5", "source_lang": "de", "use_spot": "true",
+                           "cache_expire_after": "P1D", "training_instance_type": "ml.p3.2xlarge"})
+    config = InfraConfig.from_node(app.node)
+    assert (config.min_bleu, config.use_spot) == (21.5, True)
+    definition = json.loads(build_pipeline_definition(config))
+    params = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    assert (params["MinBleu"], params["SourceLang"], params["TrainingInstanceType"]) == (21.5, "de", "ml.p3.2xlarge")
+    assert "MaxWaitSeconds" in params                       # spot
+    assert {s["CacheConfig"]["ExpireAfter"] for s in definition["Steps"] if "CacheConfig" in s} == {"P1D"}
+
+
+def test_every_cdk_json_context_key_is_a_setting():
+    import dataclasses
+
+    from s2s_infra.config import InfraConfig
+
+    context = json.loads((INFRA / "cdk.json").read_text())["context"]
+    known = {f.name for f in dataclasses.fields(InfraConfig)}
+    assert {k for k in context if not k.startswith("@")} - known == set()
+
+
 # --------------------------------------------------------------------------------------- image
 def test_ecr_repository(templates):
     t = templates["image"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from s2s_aws.cli import main
-from s2s_aws.formats import recordio, records, vocab
+from s2s_aws.contract import recordio, records, vocab
 from s2s_aws.inspect import inspect_path
 
 PAIRS = [([4, 5, 6], [7]), ([8], [9, 10]), ([4] * 10, [5] * 4)]

@@ -154,3 +154,98 @@ def test_definition_to_file(tmp_path, capsys):
     params = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
     assert params["BatchSize"] == "16"
     assert [p.name for p in tmp_path.joinpath("sub").iterdir()] == ["definition.json"]  # no temp left
+
+
+def test_definition_file_gets_the_usual_permissions(tmp_path):
+    """Written like any file of the user's (0666 minus the umask), not mkstemp's 0600."""
+    import os
+
+    out = tmp_path / "definition.json"
+    old = os.umask(0o022)
+    try:
+        assert main(["pipeline", "definition", "--output", str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_malformed_hp_names_the_hp_option(capsys):
+    assert main(["pipeline", "definition", "--hp", "batch_size"]) == 2
+    err = capsys.readouterr().err
+    assert "--hp 'batch_size' is not NAME=VALUE" in err and "--param" not in err
+
+
+def _options(subcommand: str) -> dict[str, object]:
+    """option string -> argparse action of ``s2s-aws pipeline <subcommand>``."""
+    import argparse
+
+    from s2s_aws.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["pipeline"]
+    cmd = next(a for a in sub._actions if isinstance(a, argparse._SubParsersAction)).choices[subcommand]
+    return {opt: action for action in cmd._actions for opt in action.option_strings}
+
+
+@pytest.mark.parametrize("subcommand", ["definition", "upsert"])
+def test_definition_options_come_from_the_settings(subcommand):
+    from s2s_aws.pipeline import SETTINGS
+
+    options = _options(subcommand)
+    for s in SETTINGS:
+        if not s.cli:
+            assert "--" + s.name.replace("_", "-") not in options, s.name
+            continue
+        action = options[s.cli]
+        assert action.dest == s.name
+        assert action.required == (s.required and subcommand == "upsert"), s.name
+        if s.name == "pipeline_name":
+            assert action.default == cli_pipeline._DEFAULT_PIPELINE
+        elif not s.required and not s.type.startswith("Mapping"):
+            assert action.default == s.default, s.name
+        if s.help and s.name != "pipeline_name":
+            assert action.help.startswith(s.help), s.name
+
+
+def test_every_option_reaches_the_config():
+    from s2s_aws.pipeline import SETTINGS
+
+    given = {"role_arn": "arn:aws:iam::1:role/r", "image_uri": "img", "data_bucket": "d", "artifacts_bucket": "a",
+             "deploy_function_arn": "fn", "pipeline_name": "p", "model_package_group": "g", "endpoint_name": "e",
+             "kms_key_arn": "k", "source_lang": "de", "target_lang": "fr", "min_bleu": "3.5"}
+    argv = ["pipeline", "definition", "--spot", "--hp", "beam_size=2"]
+    for name, value in given.items():
+        argv += [next(s.cli for s in SETTINGS if s.name == name), value]
+    from s2s_aws.cli import build_parser
+
+    cfg = cli_pipeline._config(build_parser().parse_args(argv))
+    assert {s.name for s in SETTINGS if s.cli} == set(given) | {"use_spot", "hyperparameters"}
+    for name, value in given.items():
+        assert str(getattr(cfg, name)) == value, name
+    assert cfg.min_bleu == 3.5 and cfg.use_spot is True and dict(cfg.hyperparameters) == {"beam_size": "2"}
+
+
+def test_unset_required_settings_become_their_placeholders():
+    from s2s_aws.cli import build_parser
+    from s2s_aws.pipeline import SETTINGS
+
+    cfg = cli_pipeline._config(build_parser().parse_args(["pipeline", "definition"]))
+    required = [s for s in SETTINGS if s.required]
+    assert [s.name for s in required] == ["role_arn", "image_uri", "data_bucket", "artifacts_bucket",
+                                          "deploy_function_arn"]
+    for s in required:
+        assert getattr(cfg, s.name) == s.placeholder and "${" in s.placeholder
+
+
+def test_status_reads_every_page_of_steps(stubbed, capsys):
+    arn_params = {"PipelineExecutionArn": ARN, "SortOrder": "Ascending"}
+    _describe(stubbed, "Executing")
+    stubbed.add_response("list_pipeline_execution_steps", {
+        "PipelineExecutionSteps": [{"StepName": "Preprocess", "StepStatus": "Succeeded", "StartTime": NOW}],
+        "NextToken": "t1"}, arn_params)
+    stubbed.add_response("list_pipeline_execution_steps", {
+        "PipelineExecutionSteps": [{"StepName": "Train", "StepStatus": "Executing", "StartTime": NOW}]},
+        {**arn_params, "NextToken": "t1"})
+    assert main(["--json", "pipeline", "status", ARN]) == 0
+    steps = json.loads(capsys.readouterr().out)["steps"]
+    assert [(s["name"], s["status"]) for s in steps] == [("Preprocess", "Succeeded"), ("Train", "Executing")]

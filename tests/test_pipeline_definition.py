@@ -211,3 +211,87 @@ def test_parameter_helpers():
         validate_parameters({"BatchSize": "-3"})
     with pytest.raises(InputError):
         validate_parameters({"MinBleu": "high"})
+
+
+_PROCESS_STATE_PROBE = r'''
+import json, logging, os, sys, warnings
+
+def logging_state():
+    loggers = {"": logging.root}
+    loggers.update((n, lg) for n, lg in logging.root.manager.loggerDict.items() if isinstance(lg, logging.Logger))
+    return {"disable": logging.root.manager.disable,
+            "loggers": {n: [lg.level, [repr(h) for h in lg.handlers], len(lg.filters), lg.propagate, lg.disabled]
+                        for n, lg in loggers.items()}}
+
+logging.getLogger("app").setLevel(logging.INFO)
+logging.getLogger("app.db").addHandler(logging.NullHandler())
+env_before, log_before, filters_before = dict(os.environ), logging_state(), list(warnings.filters)
+from s2s_aws.pipeline import PipelineConfig, build_definition
+build_definition(PipelineConfig(role_arn="arn:aws:iam::111122223333:role/x", image_uri="img", data_bucket="d",
+                                artifacts_bucket="a", deploy_function_arn="fn", use_spot=True))
+log_after = logging_state()
+print(json.dumps({
+    "environ": {k: [env_before.get(k), os.environ.get(k)] for k in set(env_before) | set(os.environ)
+                if env_before.get(k) != os.environ.get(k)},
+    "disable": [log_before["disable"], log_after["disable"]],
+    "changed": {n: [s, log_after["loggers"].get(n)] for n, s in log_before["loggers"].items()
+                if log_after["loggers"].get(n) != s},
+    # loggers the sagemaker import created outside its own namespace: at most a NullHandler each
+    "new_outside_sagemaker": {n: s for n, s in log_after["loggers"].items() if n not in log_before["loggers"]
+                              and n.split(".")[0] != "sagemaker"
+                              and any("NullHandler" not in h for h in s[1])},
+    "warning_filters_kept": list(warnings.filters) == filters_before,
+}))
+'''
+
+
+@pytest.mark.parametrize("region", [None, "eu-west-1"])
+def test_building_leaves_the_environment_and_logging_as_they_were(region):
+    """In a fresh interpreter (the sagemaker package's first import is where it calls basicConfig)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_DEFAULT_REGION", "AWS_REGION",
+                                                             "SAGEMAKER_VALIDATE_ROLE")}
+    if region:
+        env["AWS_DEFAULT_REGION"] = region
+    proc = subprocess.run([sys.executable, "-c", _PROCESS_STATE_PROBE], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert state["environ"] == {}
+    assert state["disable"][0] == state["disable"][1]
+    assert state["changed"] == {}             # root logger included: no handler added, level kept
+    assert state["new_outside_sagemaker"] == {}
+    assert state["warning_filters_kept"]
+    assert proc.stderr == ""                  # and nothing was logged or warned on the way
+
+
+def test_the_build_leaves_other_loggers_working(monkeypatch):
+    """Only the sagemaker package's loggers are quieted while a definition is built, not the process."""
+    import logging
+
+    from s2s_aws.pipeline import definition as definition_module
+
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    app = logging.getLogger("test_app_logger")
+    handler = Keep()
+    app.addHandler(handler)
+    real_build = definition_module._build
+
+    def build_and_log(*args, **kwargs):
+        app.warning("still heard during the build")
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(definition_module, "_build", build_and_log)
+    try:
+        build_definition(_config())
+    finally:
+        app.removeHandler(handler)
+    assert [r.getMessage() for r in seen] == ["still heard during the build"]

@@ -158,8 +158,11 @@ def test_sigkill_of_local_up_leaves_no_programs_and_restart_fails_the_job(tmp_pa
     try:
         s3, sm, rt = _clients(info)
         model_endpoint_and_running_job(s3, sm, "crash-bucket", version="7")
-        programs = _descendants(proc.pid)
-        # a launcher and its program for the endpoint and for the job
+        # a launcher and its program for the endpoint and for the job (the job's program may start a
+        # moment after its SecondaryStatus says Training)
+        deadline = time.time() + 30
+        while len(programs := _descendants(proc.pid)) < 4 and time.time() < deadline:
+            time.sleep(0.1)
         assert len(programs) >= 4, programs
         proc.kill()  # SIGKILL: no handler runs in local up
         proc.wait(10)

@@ -14,7 +14,7 @@ from test_sdk_support import BUCKET, PREFIX, aws, make_prep  # noqa: F401  (fixt
 
 from s2s_aws.channels import upload_channels
 from s2s_aws.errors import S2SError
-from s2s_aws.formats import recordio, records
+from s2s_aws.contract import recordio, records
 
 MiB = 1024 * 1024
 

@@ -62,7 +62,7 @@ def test_multipart_upload_for_large_file_keeps_checksum(sess, prep, aws) -> None
     from s2s_aws.channels import default_transfer_config
 
     big = prep / "train.rec"
-    from s2s_aws.formats import records
+    from s2s_aws.contract import records
 
     records.write_pairs(big, [([4, 5, 6, 7, 8] * 20, [4, 5, 6] * 20)] * 30000)  # ~ 7.5 MB
     config = default_transfer_config(multipart_threshold=5 * 1024 * 1024)
@@ -96,7 +96,7 @@ def test_malformed_file_is_caught_before_anything_is_uploaded(sess, prep, aws, n
 
 
 def test_record_that_is_not_a_pair_is_rejected(sess, prep, aws) -> None:
-    from s2s_aws.formats import recordio, records
+    from s2s_aws.contract import recordio, records
 
     with recordio.RecordIOWriter(prep / "train.rec") as w:
         w.write(records.encode_ids("source", [4, 5]))  # no target feature

@@ -14,7 +14,7 @@ from test_sdk_support import (BUCKET, IMAGE, PREFIX, ROLE, RUN_ID, aws, make_ses
 
 from s2s_aws.channels import Channels
 from s2s_aws.errors import HyperparameterError, InputError, TrainingJobFailed, WaitTimeout
-from s2s_aws.metrics import METRIC_DEFINITIONS
+from s2s_aws.contract.metrics import METRIC_DEFINITIONS
 from s2s_aws.training import TrainingJob
 
 CHANNELS = Channels.from_prefix(BUCKET, PREFIX)

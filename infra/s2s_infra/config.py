@@ -1,14 +1,24 @@
-"""Settings of the CDK app, read from ``cdk.json`` context (override with ``cdk synth -c key=value``)."""
+"""Settings of the CDK app, read from ``cdk.json`` context (override with ``cdk synth -c key=value``).
+
+:class:`InfraConfig` is the infrastructure's own settings (:class:`_InfraSettings`) plus the
+pipeline settings that :data:`s2s_aws.pipeline.settings.SETTINGS` marks ``context``: those are
+declared once, on :class:`s2s_aws.pipeline.PipelineConfig` (name, type, default, help), and only
+read here. The pipeline settings the stacks fix (its name, the bucket prefixes) are derived below.
+"""
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, fields
 from typing import Any
 
 from constructs import Node
 
+from s2s_aws.pipeline.settings import SETTINGS
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
+_PIPELINE_DEFAULTS = {s.name: s.default for s in SETTINGS}
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -23,8 +33,8 @@ def _as_bool(name: str, value: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class InfraConfig:
-    """Every setting the stacks read. Field names are the context keys."""
+class _InfraSettings:
+    """The settings of the stacks themselves. Field names are the context keys."""
 
     env_name: str = "dev"
     account: str = ""
@@ -34,26 +44,18 @@ class InfraConfig:
     ecr_keep_images: int = 10
     schedule: str = "rate(7 days)"       # EventBridge rate()/cron(); empty disables the schedule
     raw_trigger_suffix: str = ""         # e.g. "_READY": start only when a marker object lands
-    min_bleu: float = 10.0
     destroy_data: bool = False
     artifact_ia_days: int = 30
     artifact_expire_days: int = 365
     noncurrent_expire_days: int = 30
     access_log_expire_days: int = 90
     log_retention_days: int = 30
-    source_lang: str = "en"
-    target_lang: str = "ja"
-    use_spot: bool = False
-    processing_instance_type: str = "ml.m5.xlarge"
-    training_instance_type: str = "ml.g5.xlarge"
-    endpoint_instance_type: str = "ml.g5.xlarge"
-    cache_expire_after: str = "P30D"
     nag: bool = True
     docker_directory: str = ""           # build context; default: the repository root
     dockerfile: str = "containers/seq2seq/Dockerfile"
 
     @classmethod
-    def from_node(cls, node: Node) -> "InfraConfig":
+    def from_node(cls, node: Node) -> InfraConfig:
         """Read every field from the construct tree's context; missing keys keep their defaults."""
         values: dict[str, Any] = {}
         for f in fields(cls):
@@ -130,8 +132,22 @@ class InfraConfig:
 
     @property
     def artifacts_prefix(self) -> str:
-        return "pipeline"
+        return _PIPELINE_DEFAULTS["artifacts_prefix"]
 
     @property
     def raw_prefix(self) -> str:
-        return "raw/"
+        return _PIPELINE_DEFAULTS["raw_prefix"]
+
+    def pipeline_settings(self) -> dict[str, Any]:
+        """The pipeline settings read from the context, by :class:`~s2s_aws.pipeline.PipelineConfig` field."""
+        return {s.name: getattr(self, s.name) for s in SETTINGS if s.context}
+
+
+#: every setting the stacks read. Field names are the context keys; missing keys keep the defaults.
+InfraConfig = dataclasses.make_dataclass(
+    "InfraConfig",
+    [(s.name, s.type, dataclasses.field(default=s.default)) for s in SETTINGS if s.context],
+    bases=(_InfraSettings,), frozen=True)
+InfraConfig.__module__ = __name__
+InfraConfig.__doc__ = """Every setting the stacks read: :class:`_InfraSettings` plus the pipeline settings of the
+context (declared on :class:`s2s_aws.pipeline.PipelineConfig`). Field names are the context keys."""

@@ -28,29 +28,24 @@ _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 
 def build_pipeline_definition(config: InfraConfig) -> str:
-    """The pipeline definition JSON with ``${...}`` placeholders for deploy-time values."""
-    from s2s_aws.pipeline import PipelineConfig, definition_json
+    """The pipeline definition JSON with ``${...}`` placeholders for deploy-time values.
 
+    The deploy-time values are the settings that declare a placeholder (substituted by ``Fn::Sub``
+    with the ``variables`` of :class:`PipelineStack`), the role ARN with the partition and the
+    project key; the names are the stack's; the rest comes from the context.
+    """
+    from s2s_aws.pipeline import SETTINGS, PipelineConfig, definition_json
+
+    deploy_time = {s.name: s.placeholder for s in SETTINGS if s.placeholder}
+    deploy_time.update(role_arn=ROLE_ARN_PLACEHOLDER, kms_key_arn="${KmsKeyArn}")
     cfg = PipelineConfig(
-        role_arn=ROLE_ARN_PLACEHOLDER,
-        image_uri="${ImageUri}",
-        data_bucket="${DataBucket}",
-        artifacts_bucket="${ArtifactsBucket}",
-        deploy_function_arn="${DeployFunctionArn}",
-        kms_key_arn="${KmsKeyArn}",
+        **deploy_time,
         pipeline_name=config.pipeline_name,
         model_package_group=config.model_package_group,
         endpoint_name=config.endpoint_name,
         raw_prefix=config.raw_prefix,
         artifacts_prefix=config.artifacts_prefix,
-        source_lang=config.source_lang,
-        target_lang=config.target_lang,
-        processing_instance_type=config.processing_instance_type,
-        training_instance_type=config.training_instance_type,
-        endpoint_instance_type=config.endpoint_instance_type,
-        use_spot=config.use_spot,
-        min_bleu=config.min_bleu,
-        cache_expire_after=config.cache_expire_after,
+        **config.pipeline_settings(),
     )
     return definition_json(cfg, indent=None)
 

@@ -15,10 +15,9 @@ import json
 import logging
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
+from ..contract._files import write_text_atomic
 from ..errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -48,61 +47,50 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
         print(text)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ------------------------------------------------------------------------------------ definition
 def _definition_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    """The options of ``definition``/``upsert``: the pipeline settings that declare a ``cli`` option.
+
+    Derived from :data:`s2s_aws.pipeline.settings.SETTINGS`. Settings without a default are
+    required for ``upsert``; for ``definition`` an unset one becomes its ``${Name}`` placeholder.
+    """
+    from ..pipeline.settings import SETTINGS
+
     g = p.add_argument_group("pipeline settings" + ("" if required else
                                                     " (unset values become ${Name} placeholders)"))
-    g.add_argument("--pipeline-name", default=_DEFAULT_PIPELINE, help="default: $S2S_PIPELINE_NAME or %(default)s")
-    g.add_argument("--role-arn", required=required, help="execution role of the jobs and the model")
-    g.add_argument("--image-uri", required=required, help="the algorithm image")
-    g.add_argument("--data-bucket", required=required, help="bucket with raw/ parallel text")
-    g.add_argument("--artifacts-bucket", required=required, help="bucket for channels, models, reports")
-    g.add_argument("--deploy-function-arn", required=required, help="register-and-deploy Lambda")
-    g.add_argument("--kms-key-arn", help="KMS key for job volumes and outputs")
-    g.add_argument("--model-package-group", default="s2s-models")
-    g.add_argument("--endpoint-name", default="s2s-endpoint")
-    g.add_argument("--source-lang", default="en")
-    g.add_argument("--target-lang", default="ja")
-    g.add_argument("--min-bleu", type=float, default=10.0)
-    g.add_argument("--spot", action="store_true", help="managed spot training (fixed in the definition)")
-    g.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
-                   help="hyperparameter default (repeatable)")
+    for s in SETTINGS:
+        if not s.cli:
+            continue
+        if s.name == "pipeline_name":  # shared with start/status: the CI's pipeline by default
+            g.add_argument(s.cli, dest=s.name, default=_DEFAULT_PIPELINE,
+                           help="default: $S2S_PIPELINE_NAME or %(default)s")
+        elif s.type == "bool":
+            g.add_argument(s.cli, dest=s.name, action="store_true", help=s.help)
+        elif s.type.startswith("Mapping"):
+            g.add_argument(s.cli, dest=s.name, action="append", default=[], metavar="NAME=VALUE", help=s.help)
+        elif s.required:
+            g.add_argument(s.cli, dest=s.name, required=required, help=s.help)
+        else:
+            kind = {"int": int, "float": float}.get(s.type, str)
+            g.add_argument(s.cli, dest=s.name, type=kind, default=s.default,
+                           help=s.help if s.default is None else f"{s.help} (default: %(default)s)")
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from ..pipeline import PipelineConfig, split_parameters
+    """The :class:`~s2s_aws.pipeline.PipelineConfig` of the options given to ``definition``/``upsert``."""
+    from ..pipeline.settings import SETTINGS, PipelineConfig, split_parameters
 
-    def value(name: str, placeholder: str) -> str:
-        return getattr(args, name) or placeholder
-
-    return PipelineConfig(
-        pipeline_name=args.pipeline_name,
-        role_arn=value("role_arn", "arn:aws:iam::${AWS::AccountId}:role/${ExecutionRoleName}"),
-        image_uri=value("image_uri", "${ImageUri}"),
-        data_bucket=value("data_bucket", "${DataBucket}"),
-        artifacts_bucket=value("artifacts_bucket", "${ArtifactsBucket}"),
-        deploy_function_arn=value("deploy_function_arn", "${DeployFunctionArn}"),
-        kms_key_arn=args.kms_key_arn,
-        model_package_group=args.model_package_group,
-        endpoint_name=args.endpoint_name,
-        source_lang=args.source_lang,
-        target_lang=args.target_lang,
-        min_bleu=args.min_bleu,
-        use_spot=args.spot,
-        hyperparameters=split_parameters(args.hp),
-    )
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        if not s.cli:
+            continue
+        value = getattr(args, s.name)
+        if s.type.startswith("Mapping"):
+            value = split_parameters(value, option=s.cli, example="batch_size=64")
+        elif s.required and not value:
+            value = s.placeholder
+        values[s.name] = value
+    return PipelineConfig(**values)
 
 
 def cmd_definition(args: argparse.Namespace) -> int:
@@ -110,7 +98,7 @@ def cmd_definition(args: argparse.Namespace) -> int:
 
     text = definition_json(_config(args))
     if args.output:
-        _write_atomic(Path(args.output), text + "\n")
+        write_text_atomic(args.output, text + "\n", mkdir=True)
         if getattr(args, "json", False):
             print(json.dumps({"output": str(args.output), "bytes": len(text) + 1}))
         else:

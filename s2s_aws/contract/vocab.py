@@ -20,15 +20,19 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 import logging
 import os
 from collections import Counter
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from ..errors import FormatError, InputError
 from ._files import write_text_atomic
 from .layout import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, SPECIALS, UNK, UNK_ID
 
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
 __all__ = [
     "PAD_ID", "UNK_ID", "BOS_ID", "EOS_ID", "PAD", "UNK", "BOS", "EOS", "SPECIALS",
-    "count_tokens", "build_vocab", "build_vocab_bytes", "load_vocab", "save_vocab", "id_to_token", "encode_tokens",
+    "count_tokens", "build_vocab", "build_vocab_bytes", "rank_order", "load_vocab", "save_vocab", "id_to_token",
+    "encode_tokens",
     "validate_vocab", "write_text_atomic",
 ]
 
@@ -65,19 +69,33 @@ def build_vocab_bytes(counts: Mapping[bytes, int], num_words: int = 50000, min_c
 
 
 def _ranked(counts: Mapping, num_words: int, min_count: int, specials: set, decode) -> dict[str, int]:  # noqa: ANN001
-    """The ranking rule, shared with the bytes-keyed fast path of preprocessing.
+    """The vocabulary of ``counts`` (str or UTF-8 bytes keys) by :func:`rank_order`.
 
     UTF-8 byte order equals code-point order, so bytes keys rank exactly like their decoded strings.
     """
-    words = [w for w, c in counts.items() if c >= min_count]
-    if any(s in counts for s in specials):
-        words = [w for w in words if w not in specials]
-    words.sort(reverse=True)                          # word descending (code points) ...
-    words.sort(key=counts.__getitem__, reverse=True)  # ... then count descending (stable sort)
+    import numpy as np
+
+    words = [w for w in counts if w not in specials] if any(s in counts for s in specials) else list(counts)
+    words.sort(reverse=True)  # word descending (code points)
+    word_counts = np.fromiter(map(counts.__getitem__, words), dtype=np.int64, count=len(words))
+    kept = list(map(words.__getitem__, rank_order(word_counts, np.arange(len(words)), num_words, min_count).tolist()))
     v = {symbol: i for i, symbol in enumerate(SPECIALS)}
-    kept = words[:num_words]
     v.update(zip(map(decode, kept) if decode is not str else kept, range(len(SPECIALS), len(SPECIALS) + len(kept))))
     return v
+
+
+def rank_order(counts: "np.ndarray", descending: "np.ndarray", num_words: int, min_count: int) -> "np.ndarray":
+    """The ranking rule, the one implementation (:func:`build_vocab` and ``s2s_aws.preprocess`` use it).
+
+    ``counts[i]`` is the count of word ``i``; ``descending`` holds the indices of the words to rank (the
+    special symbols left out) in descending word order (code points; UTF-8 bytes sort the same way).
+    Returns the indices of the kept words in id order (ids ``len(SPECIALS)``, ...): the words with count
+    >= ``min_count``, by count descending, ties in ``descending`` order, the first ``num_words``.
+    """
+    import numpy as np
+
+    words = descending[counts.take(descending) >= min_count]
+    return words[np.argsort(-counts.take(words), kind="stable")][:num_words]
 
 
 def validate_vocab(v: object, name: str | None = None) -> dict[str, int]:

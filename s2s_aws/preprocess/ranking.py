@@ -19,9 +19,9 @@ __all__: list[str] = []
 
 
 def _rank(index: "_SideIndex", num_words: int, min_count: int) -> tuple[dict[str, int], "np.ndarray"]:
-    """The vocabulary rule of :func:`s2s_aws.formats.vocab.build_vocab` for the tokens of ``index`` and
-    their counts: specials first, then words with count >= ``min_count`` by count descending, ties by
-    the word descending (UTF-8 byte order is code-point order); the first ``num_words`` are kept.
+    """The vocabulary of :func:`s2s_aws.contract.vocab.build_vocab` for the tokens of ``index`` and their
+    counts: this puts the words (specials left out) in descending byte order with numpy (UTF-8 byte order
+    is code-point order) and ranks them with the contract's one rule, :func:`~s2s_aws.contract.vocab.rank_order`.
 
     Returns the vocabulary and, for each token of ``index``, its id in it (int32; ``<unk>`` for the
     words left out). Only the kept words are turned into strings.
@@ -32,7 +32,7 @@ def _rank(index: "_SideIndex", num_words: int, min_count: int) -> tuple[dict[str
     n = index.table.n
     k1, k2, counts = index.table.keys1[:n], index.table.keys2[:n], index.counts[:n]
     ids = np.full(n, UNK_ID, dtype=np.int32)
-    keep = counts >= min_count
+    keep = np.ones(n, dtype=bool)
     specials = " ".join(SPECIALS).encode() + b"\n"
     s_k1, s_k2, _ = _pack_tokens(specials, *_token_bounds(np.frombuffer(specials, dtype=np.uint8)))
     for special_id, (a, b) in enumerate(zip(s_k1.tolist(), s_k2.tolist())):
@@ -47,7 +47,7 @@ def _rank(index: "_SideIndex", num_words: int, min_count: int) -> tuple[dict[str
         # packed tokens sort like their bytes by (first 8 bytes big-endian, next 7 big-endian, length)
         low56 = np.uint64((1 << 56) - 1)
         words = words[np.lexsort((length, (k2.take(words) & low56).byteswap(), k1.take(words).byteswap()))[::-1]]
-    order = words[np.argsort(-counts.take(words), kind="stable")][:num_words]
+    order = vocab_mod.rank_order(counts, words, num_words, min_count)
     first = len(SPECIALS)
     ids[order] = np.arange(first, first + order.size, dtype=np.int32)
     v = {symbol: i for i, symbol in enumerate(SPECIALS)}

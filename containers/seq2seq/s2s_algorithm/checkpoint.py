@@ -7,9 +7,9 @@ Checkpoint folder (``/opt/ml/checkpoints``, kept by managed spot training):
   states; rewritten atomically at every checkpoint.
 - ``best_model.pt`` -- the parameters with the best ``optimized_metric`` so far.
 
-Model directory (``/opt/ml/model``): ``model.pt`` (state dict), ``hyperparameters.json`` (resolved
-string form), ``vocab.src.json``, ``vocab.trg.json``, ``format.json`` (``{"format_version": 1, ...}``).
-Every file is written to a temporary name and renamed, so a reader never sees half a file.
+Model directory (``/opt/ml/model``): its files and format are :mod:`s2s_aws.contract.model_dir`;
+:func:`write_model_dir` hands it the weights (``torch.save``). Every file is written to a temporary
+name, fsynced and renamed (:mod:`s2s_aws.contract._files`), so a reader never sees half a file.
 
 Loading never runs code: every ``.pt`` file is read with ``torch.load(weights_only=True)``, which
 accepts tensors and plain values (dicts, lists, tuples, numbers, strings, None) and refuses
@@ -19,19 +19,18 @@ numbers (:func:`rng_state`), not as numpy objects.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import pickle
 import random
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from s2s_aws.contract import _files
+from s2s_aws.contract import model_dir as model_dir_format
+from s2s_aws.contract.model_dir import FORMAT_VERSION, MODEL_FILES
 from s2s_aws.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -40,30 +39,16 @@ __all__ = ["FORMAT_VERSION", "TRAINING_STATE", "BEST_MODEL", "atomic_write", "sa
            "load_state_dict", "save_training_state", "load_training_state", "rng_state", "set_rng_state",
            "UnsafeFileError", "write_model_dir", "MODEL_FILES"]
 
-FORMAT_VERSION = 1
 TRAINING_STATE_HEADER = {"format": "s2s-aws-training-state", "format_version": 2}
 TRAINING_STATE = "training_state.pt"
 BEST_MODEL = "best_model.pt"
-MODEL_FILES = ("model.pt", "hyperparameters.json", "vocab.src.json", "vocab.trg.json", "format.json")
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = True) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync, then rename onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync, then rename onto ``path``
+    (:func:`s2s_aws.contract._files.atomic_write`; parent folders are created)."""
+    with _files.atomic_write(path, "wb" if binary else "w", mkdir=True) as f:
+        write(f)
 
 
 def save_torch(obj: Any, path: Path) -> None:
@@ -137,26 +122,11 @@ def load_training_state(path: Path, map_location: str | torch.device = "cpu") ->
     return value
 
 
-def _write_json(path: Path, value: Any) -> None:
-    atomic_write(path, lambda f: f.write(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) + "\n"),
-                 binary=False)
-
-
-def _copy_into(src: Path, f: Any) -> None:
-    with open(src, "rb") as r:
-        shutil.copyfileobj(r, f)
-
-
 def write_model_dir(model_dir: Path, state_dict: dict[str, torch.Tensor], hyperparameters: dict[str, str],
                     vocab_dir: Path, info: dict[str, Any] | None = None) -> None:
-    """Write the self-contained model directory (vocabularies copied byte for byte)."""
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("vocab.src.json", "vocab.trg.json"):
-        atomic_write(model_dir / name, lambda f, src=Path(vocab_dir) / name: _copy_into(src, f))
-    _write_json(model_dir / "hyperparameters.json", hyperparameters)
-    save_torch({k: v.detach().cpu() for k, v in state_dict.items()}, model_dir / "model.pt")
-    fmt = {"format_version": FORMAT_VERSION, "framework": "pytorch", "torch_version": torch.__version__}
-    fmt.update(info or {})
-    _write_json(model_dir / "format.json", fmt)
+    """Write the self-contained model directory (:mod:`s2s_aws.contract.model_dir`; vocabularies
+    copied byte for byte)."""
+    weights = {k: v.detach().cpu() for k, v in state_dict.items()}
+    fmt = {"framework": "pytorch", "torch_version": torch.__version__, **(info or {})}
+    model_dir_format.write_model_dir(model_dir, lambda f: torch.save(weights, f), hyperparameters, vocab_dir, fmt)
     logger.info("model written to %s", model_dir)

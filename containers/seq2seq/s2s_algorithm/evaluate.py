@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from s2s_aws.contract._files import write_text_atomic
+from s2s_aws.contract.metrics import corpus_score
+from s2s_aws.contract.model_dir import open_model_dir
 from s2s_aws.errors import InputError, S2SError
 
 logger = logging.getLogger(__name__)
@@ -57,21 +60,7 @@ def translate_lines(translator: Any, lines: Sequence[str], *, beam_size: int | N
 
 def score_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float, str]:
     """Corpus BLEU of pre-tokenized text (sacreBLEU, ``tokenize='none'``) and its signature."""
-    from sacrebleu.metrics import BLEU
-
-    metric = BLEU(tokenize="none")
-    score = metric.corpus_score(list(hypotheses), [list(references)])
-    return float(score.score), str(metric.get_signature())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return corpus_score(hypotheses, references)
 
 
 def evaluate(model_dir: str | os.PathLike[str], source: str | os.PathLike[str],
@@ -81,8 +70,6 @@ def evaluate(model_dir: str | os.PathLike[str], source: str | os.PathLike[str],
 
     ``model_dir`` is a model directory or a ``model.tar.gz``. Returns the evaluation dict.
     """
-    from s2s_aws.localtranslate import open_model_dir
-
     if batch_size < 1:
         raise InputError(f"--batch-size must be an integer >= 1, got {batch_size}")
     if beam_size is not None and beam_size < 1:
@@ -106,8 +93,8 @@ def evaluate(model_dir: str | os.PathLike[str], source: str | os.PathLike[str],
     hyps = translate_lines(translator, src, beam_size=beam_size, batch_size=batch_size)
     bleu, signature = score_bleu(hyps, ref)
     result = {"bleu": round(bleu, 6), "signature": signature, "num_sentences": len(src)}
-    _write_atomic(out_dir / "hypotheses.txt", "".join(h + "\n" for h in hyps))
-    _write_atomic(out_dir / "evaluation.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomic(out_dir / "hypotheses.txt", "".join(h + "\n" for h in hyps))
+    write_text_atomic(out_dir / "evaluation.json", json.dumps(result, indent=2) + "\n")
     return result
 
 

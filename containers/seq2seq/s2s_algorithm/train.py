@@ -99,7 +99,7 @@ def write_failure(paths: MLPaths, message: str) -> None:
 
 
 def _load_hyperparameters(paths: MLPaths) -> Any:
-    from s2s_aws.hyperparameters import Hyperparameters
+    from s2s_aws.contract.hyperparameters import Hyperparameters
 
     if not paths.hyperparameters_file.is_file():
         logger.warning("%s not found: using the default hyperparameters", paths.hyperparameters_file)
@@ -556,7 +556,7 @@ class Trainer:
 
 def _worker(local_rank: int, plan: distributed.WorldPlan, root: str, hp_strings: dict[str, str]) -> None:
     """Entry point of one training process (in-process when the host has a single one)."""
-    from s2s_aws.hyperparameters import Hyperparameters
+    from s2s_aws.contract.hyperparameters import Hyperparameters
 
     paths = MLPaths(root)
     hp = Hyperparameters.from_strings(hp_strings)

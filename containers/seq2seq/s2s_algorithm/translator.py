@@ -9,7 +9,6 @@ Example::
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import torch
 from s2s_aws.contract.inference import TranslationResult
 from s2s_aws.errors import InputError
 
-from .checkpoint import FORMAT_VERSION, MODEL_FILES, load_state_dict
+from .checkpoint import load_state_dict
 from .config import ModelConfig
 from .decode import translate_ids
 from .model import Seq2Seq
@@ -127,36 +126,19 @@ class Translator:
         return out
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise InputError(f"{path} is not valid JSON ({e}). The model directory is damaged: "
-                         "re-create it with s2s-train.") from e
-
-
 def load_translator(model_dir: str | Path, device: str | None = None) -> Translator:
     """Load ``model_dir`` (as written by ``s2s-train``) onto ``device`` (default: CUDA when present)."""
-    from s2s_aws.formats import vocab as vocab_format
-    from s2s_aws.hyperparameters import Hyperparameters
+    from s2s_aws.contract import model_dir as model_dir_format
+    from s2s_aws.contract.hyperparameters import Hyperparameters
 
     model_dir = Path(model_dir)
-    missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
-    if missing:
-        raise InputError(f"model directory {model_dir} lacks {', '.join(missing)}. Point at a folder "
-                         f"(or the extracted model.tar.gz) written by s2s-train; it holds {', '.join(MODEL_FILES)}.")
-    fmt = _read_json(model_dir / "format.json")
-    version = fmt.get("format_version") if isinstance(fmt, dict) else None
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise InputError(f"{model_dir / 'format.json'} has format_version {version!r}; this program reads "
-                         f"version {FORMAT_VERSION} or lower. Use a matching container image.")
-    hp = Hyperparameters.from_strings(_read_json(model_dir / "hyperparameters.json"))
-    src_vocab = vocab_format.load_vocab(model_dir / "vocab.src.json")
-    trg_vocab = vocab_format.load_vocab(model_dir / "vocab.trg.json")
+    model_dir_format.check_model_dir(model_dir)   # every file there, a format version this code reads
+    hp = Hyperparameters.from_strings(model_dir_format.read_hyperparameters(model_dir))
+    src_vocab, trg_vocab = model_dir_format.read_vocabularies(model_dir)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cfg = ModelConfig.from_hyperparameters(hp, vocab_size(src_vocab), vocab_size(trg_vocab))
     model = Seq2Seq(cfg)
-    model.load_state_dict(load_state_dict(model_dir / "model.pt"))
+    model.load_state_dict(load_state_dict(model_dir_format.weights_path(model_dir)))
     model.to(dev).eval()
     logger.info("loaded %s (%d parameters) on %s", model_dir, model.num_parameters(), dev)
     return Translator(model, hp, src_vocab, trg_vocab, dev)

@@ -1,4 +1,4 @@
-"""The SageMaker Pipeline of the project, built offline with the sagemaker 3.x workflow classes.
+"""The pipeline definition, built offline with the sagemaker 3.x workflow classes.
 
 One retraining run is one pipeline execution::
 
@@ -25,6 +25,8 @@ and hyperparameters reuses the finished steps instead of recomputing them.
 Building the definition is offline: no credentials, no network, no IAM role check (the sagemaker
 package would otherwise simulate the role's policies through IAM). Pass real ARNs/URIs, or
 placeholder strings that the caller substitutes afterwards (the CDK stack does this with ``Fn::Sub``).
+The process is left as it was found: environment variables, logging and warning filters are put
+back after each build (see :func:`_offline_sdk`).
 
 Example::
 
@@ -37,65 +39,31 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
+import threading
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
-from .errors import InputError
-from .metrics import METRIC_DEFINITIONS
+from ..contract import layout
+from ..contract.metrics import METRIC_DEFINITIONS
+from .settings import (
+    APPROVAL_STATUSES,
+    HYPERPARAMETER_PARAMETERS,
+    PARAM_DATA_VERSION,
+    PARAM_MIN_BLEU,
+    STEP_CONDITION,
+    STEP_DEPLOY,
+    STEP_EVALUATE,
+    STEP_FAIL,
+    STEP_PREPROCESS,
+    STEP_TRAIN,
+    PipelineConfig,
+)
 
-__all__ = [
-    "PipelineConfig",
-    "build_definition",
-    "definition_json",
-    "HYPERPARAMETER_PARAMETERS",
-    "STEP_PREPROCESS",
-    "STEP_TRAIN",
-    "STEP_EVALUATE",
-    "STEP_CONDITION",
-    "STEP_DEPLOY",
-    "STEP_FAIL",
-    "PARAM_MIN_BLEU",
-    "PARAM_DATA_VERSION",
-    "split_parameters",
-    "validate_parameters",
-    "ExecutionSummary",
-    "upsert_pipeline",
-    "start_execution",
-    "latest_execution",
-    "describe_execution",
-    "wait_execution",
-    "TERMINAL_STATUSES",
-]
-
-logger = logging.getLogger(__name__)
-
-STEP_PREPROCESS = "Preprocess"
-STEP_TRAIN = "Train"
-STEP_EVALUATE = "Evaluate"
-STEP_CONDITION = "CheckBleu"
-STEP_DEPLOY = "RegisterAndDeploy"
-STEP_FAIL = "BleuBelowThreshold"
-
-PARAM_MIN_BLEU = "MinBleu"
-PARAM_DATA_VERSION = "DataVersion"
-
-#: hyperparameter name -> pipeline parameter name (String parameters: SageMaker passes strings)
-HYPERPARAMETER_PARAMETERS: dict[str, str] = {
-    "batch_size": "BatchSize",
-    "learning_rate": "LearningRate",
-    "max_num_epochs": "MaxNumEpochs",
-    "rnn_num_hidden": "RnnNumHidden",
-    "num_embed_source": "NumEmbedSource",
-    "num_embed_target": "NumEmbedTarget",
-    "num_layers_encoder": "NumLayersEncoder",
-    "num_layers_decoder": "NumLayersDecoder",
-}
-# values for exposed hyperparameters whose schema default is "unset" (a parameter needs a value)
-_EXPOSED_FALLBACKS = {"max_num_epochs": "10"}
+__all__ = ["build_definition", "definition_json"]
 
 #: local paths inside the processing containers
 _RAW_DIR = "/opt/ml/processing/raw"
@@ -113,113 +81,123 @@ _PREPROCESS_SCRIPT = (
     '-ts "$in/train.$S2S_SOURCE_LANG" -tt "$in/train.$S2S_TARGET_LANG" '
     '-vs "$in/dev.$S2S_SOURCE_LANG" -vt "$in/dev.$S2S_TARGET_LANG" '
     '--output-dir "$work"; '
-    'mkdir -p "$out/train" "$out/validation" "$out/vocab"; '
-    'mv "$work/train.rec" "$out/train/"; mv "$work/val.rec" "$out/validation/"; '
-    'mv "$work/vocab.src.json" "$work/vocab.trg.json" "$out/vocab/"'
+    f'mkdir -p "$out/{layout.TRAIN_CHANNEL}" "$out/{layout.VALIDATION_CHANNEL}" "$out/{layout.VOCAB_CHANNEL}"; '
+    f'mv "$work/{layout.TRAIN_FILE}" "$out/{layout.TRAIN_CHANNEL}/"; '
+    f'mv "$work/{layout.VALIDATION_FILE}" "$out/{layout.VALIDATION_CHANNEL}/"; '
+    f'mv "$work/{layout.SOURCE_VOCAB_FILE}" "$work/{layout.TARGET_VOCAB_FILE}" "$out/{layout.VOCAB_CHANNEL}/"'
 )
 
+# ------------------------------------------------------------------ the sagemaker package, offline
+#: the sagemaker modules a build uses, imported inside :func:`_offline_sdk`
+_SDK_MODULES = ("sagemaker.core.workflow.pipeline_context", "sagemaker.core.processing",
+                "sagemaker.core.lambda_helper", "sagemaker.train.model_trainer", "sagemaker.mlops.workflow")
+#: the sagemaker package's loggers; it logs config lookups and "popping out job name" notes at INFO/WARNING
+_SDK_LOGGER = "sagemaker"
+#: one build at a time: the environment and logging changes below must be undone in order
+_SDK_LOCK = threading.RLock()
 
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Everything the pipeline definition needs. Strings may be placeholders (``${Name}``)."""
+_LoggerState = tuple[int, list[logging.Handler], list[Any], bool, bool]
 
-    role_arn: str
-    """Execution role of the processing/training jobs and of the deployed model (an IAM role ARN)."""
-    image_uri: str
-    """The algorithm image (train/serve/evaluate/preprocess entry points)."""
-    data_bucket: str
-    """Bucket holding the raw parallel corpus under ``raw_prefix``."""
-    artifacts_bucket: str
-    """Bucket for preprocessed channels, models, checkpoints and evaluation reports."""
-    deploy_function_arn: str
-    """Lambda function that registers the model and creates/updates the endpoint."""
-    pipeline_name: str = "s2s-pipeline"
-    model_package_group: str = "s2s-models"
-    endpoint_name: str = "s2s-endpoint"
-    kms_key_arn: str | None = None
-    raw_prefix: str = "raw/"
-    artifacts_prefix: str = "pipeline"
-    source_lang: str = "en"
-    target_lang: str = "ja"
-    processing_instance_type: str = "ml.m5.xlarge"
-    training_instance_type: str = "ml.g5.xlarge"
-    training_instance_count: int = 1
-    endpoint_instance_type: str = "ml.g5.xlarge"
-    max_runtime_seconds: int = 86400
-    use_spot: bool = False
-    """Managed spot training. Chosen when the definition is built, not per execution: the
-    CreateTrainingJob API rejects MaxWaitTimeInSeconds unless spot is on, and a pipeline cannot drop
-    a field at run time (aws/sagemaker-python-sdk#4140)."""
-    max_wait_seconds: int = 172800
-    min_bleu: float = 10.0
-    approval_status: str = "Approved"
-    cache_expire_after: str = "P30D"
-    volume_size_gb: int = 50
-    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
-    """Hyperparameters of the training job; the names in :data:`HYPERPARAMETER_PARAMETERS` become
-    pipeline parameters (with these values as defaults), the rest are fixed in the definition."""
 
-    def validate(self) -> None:
-        """Raise :class:`InputError` for values that would produce a broken pipeline."""
-        if not self.role_arn.startswith("arn:") or ":iam::" not in self.role_arn:
-            raise InputError(f"role_arn {self.role_arn!r} is not an IAM role ARN; pass the execution "
-                             "role's ARN (arn:aws:iam::ACCOUNT:role/NAME)")
-        for name in ("image_uri", "data_bucket", "artifacts_bucket", "deploy_function_arn", "pipeline_name"):
-            if not getattr(self, name):
-                raise InputError(f"pipeline setting {name} is empty; give it a value")
-        if self.use_spot and self.max_wait_seconds < self.max_runtime_seconds:
-            raise InputError(f"max_wait_seconds ({self.max_wait_seconds}) must be >= max_runtime_seconds "
-                             f"({self.max_runtime_seconds}) for spot training; raise it or lower the runtime")
-        if self.approval_status not in ("Approved", "PendingManualApproval", "Rejected"):
-            raise InputError(f"approval_status {self.approval_status!r} must be Approved, "
-                             "PendingManualApproval or Rejected")
+def _logger_state(logger: logging.Logger) -> _LoggerState:
+    return logger.level, list(logger.handlers), list(logger.filters), logger.propagate, logger.disabled
 
-    def hyperparameter_strings(self) -> tuple[dict[str, str], dict[str, str]]:
-        """Validated hyperparameters split into (exposed as parameters, fixed) string maps."""
-        from .hyperparameters import Hyperparameters
 
-        hp = Hyperparameters.from_dict(dict(self.hyperparameters))
-        explicit = hp.to_strings()
-        resolved = hp.to_strings(include_defaults=True)
-        exposed: dict[str, str] = {}
-        for name in HYPERPARAMETER_PARAMETERS:
-            value = explicit.get(name, resolved.get(name, _EXPOSED_FALLBACKS.get(name)))
-            if value is None:
-                raise InputError(f"hyperparameter {name} has no default; set it in the pipeline config")
-            exposed[name] = value
-        fixed = {k: v for k, v in explicit.items() if k not in HYPERPARAMETER_PARAMETERS}
-        return exposed, fixed
+def _set_logger_state(logger: logging.Logger, state: _LoggerState) -> None:
+    logger.level, handlers, filters, logger.propagate, logger.disabled = state
+    logger.handlers[:] = handlers
+    logger.filters[:] = filters
+
+
+def _loggers() -> dict[str, logging.Logger]:
+    """The root logger (as ``""``) and every logger created so far, by name."""
+    found = {name: lg for name, lg in list(logging.root.manager.loggerDict.items())
+             if isinstance(lg, logging.Logger)}
+    found[""] = logging.root
+    return found
 
 
 @contextlib.contextmanager
-def _offline_sdk() -> Iterator[None]:
-    """Let the sagemaker package build requests without touching AWS.
+def _kept_logging() -> Iterator[None]:
+    """Put the logging configuration back as it was: levels, handlers, filters, ``logging.disable``.
 
-    * ``AWS_DEFAULT_REGION``: importing ``sagemaker.mlops`` creates a boto3 client at import time,
-      which fails without a region (no request is made).
-    * ``SAGEMAKER_VALIDATE_ROLE=false``: otherwise ``ModelTrainer`` simulates the role's policies
-      through IAM.
+    Importing the sagemaker package calls ``logging.basicConfig`` (a stderr handler at INFO on the
+    root logger); without this the whole process would log differently after a build.
     """
-    saved = {k: os.environ.get(k) for k in ("AWS_DEFAULT_REGION", "SAGEMAKER_VALIDATE_ROLE")}
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
-    # the sagemaker package logs its config lookups and "popping out job name" notes at INFO/WARNING
-    quiet = logging.getLogger("sagemaker")
-    old_level, old_disabled = quiet.level, logging.root.manager.disable
-    quiet.setLevel(logging.ERROR)
-    logging.disable(logging.WARNING)
+    saved = {name: _logger_state(lg) for name, lg in _loggers().items()}
+    disabled = logging.root.manager.disable
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        yield
     finally:
-        quiet.setLevel(old_level)
-        logging.disable(old_disabled)
+        current = _loggers()
+        for name, state in saved.items():
+            _set_logger_state(current[name], state)
+        logging.disable(disabled)
+
+
+@contextlib.contextmanager
+def _kept_environ(names: tuple[str, ...]) -> Iterator[None]:
+    """Put the environment variables ``names`` back as they were (set or unset)."""
+    saved = {k: os.environ.get(k) for k in names}
+    try:
+        yield
+    finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _muted(prefix: str) -> Iterator[None]:
+    """Only ERROR and above from the loggers under ``prefix`` (the ones that exist now), then back.
+
+    Loggers without a level of their own follow ``prefix``'s; the others are set one by one.
+    Nothing outside ``prefix`` is touched.
+    """
+    loggers = [lg for name, lg in _loggers().items() if name == prefix or name.startswith(prefix + ".")]
+    if not any(lg.name == prefix for lg in loggers):
+        loggers.append(logging.getLogger(prefix))
+    loggers = [lg for lg in loggers if lg.name == prefix or lg.level != logging.NOTSET]
+    saved = [(lg, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.level, logging.ERROR))
+    try:
+        yield
+    finally:
+        for lg, level in saved:
+            lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def _offline_sdk() -> Iterator[str]:
+    """Let the sagemaker package build requests without touching AWS; yield the region to use.
+
+    The package takes two settings from the environment only, so they are set for the duration of
+    the build and then put back:
+
+    * ``AWS_DEFAULT_REGION`` (when unset): importing ``sagemaker.mlops`` creates a boto3 client at
+      import time, which fails without a region (no request is made);
+    * ``SAGEMAKER_VALIDATE_ROLE=false``: otherwise ``ModelTrainer`` simulates the role's policies
+      through IAM.
+
+    Logging is left as found (:func:`_kept_logging`) and only the ``sagemaker`` loggers are quieted
+    meanwhile; warning filters are restored too. Builds run one at a time.
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_SDK_LOCK)
+        stack.enter_context(_kept_environ(("AWS_DEFAULT_REGION", "SAGEMAKER_VALIDATE_ROLE")))
+        stack.enter_context(_kept_logging())
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("ignore")
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+        with _kept_logging(), _muted(_SDK_LOGGER):  # what the first import does to logging is undone at once
+            for name in _SDK_MODULES:
+                importlib.import_module(name)
+        stack.enter_context(_muted(_SDK_LOGGER))    # now covering the loggers the import created
+        yield os.environ["AWS_DEFAULT_REGION"]
 
 
 def _s3(bucket: str, *parts: str) -> str:
@@ -233,8 +211,8 @@ def build_definition(config: PipelineConfig) -> dict[str, Any]:
     """
     config.validate()
     exposed_hp, fixed_hp = config.hyperparameter_strings()
-    with _offline_sdk():
-        return _build(config, exposed_hp, fixed_hp)
+    with _offline_sdk() as region:
+        return _build(config, exposed_hp, fixed_hp, region=region)
 
 
 def definition_json(config: PipelineConfig, *, indent: int | None = 2) -> str:
@@ -242,7 +220,8 @@ def definition_json(config: PipelineConfig, *, indent: int | None = 2) -> str:
     return json.dumps(build_definition(config), indent=indent)
 
 
-def _build(cfg: PipelineConfig, exposed_hp: dict[str, str], fixed_hp: dict[str, str]) -> dict[str, Any]:
+def _build(cfg: PipelineConfig, exposed_hp: dict[str, str], fixed_hp: dict[str, str], *,
+           region: str) -> dict[str, Any]:
     import boto3
     from sagemaker.core.lambda_helper import Lambda
     from sagemaker.core.processing import Processor
@@ -277,7 +256,6 @@ def _build(cfg: PipelineConfig, exposed_hp: dict[str, str], fixed_hp: dict[str, 
     from sagemaker.mlops.workflow.lambda_step import LambdaOutputTypeEnum
     from sagemaker.train.model_trainer import ModelTrainer
 
-    region = os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     # A session object only; with a PipelineSession nothing is sent: requests are captured.
     # The SDK config is given explicitly so that no user/admin config file leaks defaults into the
     # definition and telemetry stays off.
@@ -301,7 +279,7 @@ def _build(cfg: PipelineConfig, exposed_hp: dict[str, str], fixed_hp: dict[str, 
             for name, pname in HYPERPARAMETER_PARAMETERS.items()}
     p_min_bleu = ParameterFloat(name=PARAM_MIN_BLEU, default_value=float(cfg.min_bleu))
     p_approval = ParameterString(name="ModelApprovalStatus", default_value=cfg.approval_status,
-                                 enum_values=["Approved", "PendingManualApproval", "Rejected"])
+                                 enum_values=list(APPROVAL_STATUSES))
     p_endpoint = ParameterString(name="EndpointName", default_value=cfg.endpoint_name)
     p_ep_type = ParameterString(name="EndpointInstanceType", default_value=cfg.endpoint_instance_type)
     p_ep_count = ParameterInteger(name="EndpointInstanceCount", default_value=1)
@@ -331,7 +309,7 @@ def _build(cfg: PipelineConfig, exposed_hp: dict[str, str], fixed_hp: dict[str, 
             s3_uri=uri, local_path=local, s3_upload_mode="EndOfJob"))
 
     # ---- 1. preprocess
-    channels = ("train", "validation", "vocab")
+    channels = layout.CHANNELS
     pre_args = processor(
         ["/bin/sh", "-c", _PREPROCESS_SCRIPT],
         env={"S2S_SOURCE_LANG": p_src, "S2S_TARGET_LANG": p_trg, "S2S_DATA_VERSION": p_data_version},
@@ -394,7 +372,7 @@ def _build(cfg: PipelineConfig, exposed_hp: dict[str, str], fixed_hp: dict[str, 
         inputs=[s3_in("model", model_data, _MODEL_DIR), s3_in("test", raw_uri, _RAW_DIR)],
         outputs=[s3_out("evaluation", eval_uri, _EVAL_DIR)],
         arguments=[
-            "--model-dir", f"{_MODEL_DIR}/model.tar.gz",
+            "--model-dir", f"{_MODEL_DIR}/{layout.MODEL_ARCHIVE}",
             "--source", Join(on="", values=[f"{_RAW_DIR}/test.", p_src]),
             "--reference", Join(on="", values=[f"{_RAW_DIR}/test.", p_trg]),
             "--output-dir", _EVAL_DIR,
@@ -446,152 +424,3 @@ def _build(cfg: PipelineConfig, exposed_hp: dict[str, str], fixed_hp: dict[str, 
     return {k: v for k, v in definition.items() if v is not None}
 
 
-def split_parameters(pairs: list[str]) -> dict[str, str]:
-    """Parse ``k=v`` strings (``--param``) into a dict; :class:`InputError` on a malformed pair."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise InputError(f"--param {pair!r} is not NAME=VALUE; write e.g. --param MinBleu=20")
-        out[name.strip()] = value
-    return out
-
-
-# --------------------------------------------------------------------------- running the pipeline
-# (boto3 ``sagemaker`` client injected; used by ``s2s-aws pipeline`` for CI-triggered retraining)
-
-TERMINAL_STATUSES = ("Succeeded", "Failed", "Stopped")
-
-
-@dataclass
-class ExecutionSummary:
-    """Where a pipeline execution stands: status, failure reason, and every step's status."""
-
-    arn: str
-    status: str
-    failure_reason: str | None = None
-    steps: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "Succeeded"
-
-    @property
-    def quality_gate_failed(self) -> bool:
-        """True when the execution ended in the BLEU fail step."""
-        return any(s["name"] == STEP_FAIL and s["status"] in ("Failed", "Succeeded") for s in self.steps)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"execution_arn": self.arn, "status": self.status, "failure_reason": self.failure_reason,
-                "quality_gate_failed": self.quality_gate_failed, "steps": self.steps}
-
-
-def validate_parameters(params: Mapping[str, str]) -> None:
-    """Check hyperparameter-backed pipeline parameters with the hyperparameter schema.
-
-    Raises :class:`InputError` (from ``HyperparameterError``) before anything is started.
-    """
-    from .hyperparameters import Hyperparameters
-
-    by_param = {p: hp for hp, p in HYPERPARAMETER_PARAMETERS.items()}
-    hps = {by_param[k]: v for k, v in params.items() if k in by_param}
-    if hps:
-        Hyperparameters.from_strings(hps)
-    if PARAM_MIN_BLEU in params:
-        try:
-            float(params[PARAM_MIN_BLEU])
-        except ValueError:
-            raise InputError(f"--param {PARAM_MIN_BLEU}={params[PARAM_MIN_BLEU]!r} is not a number") from None
-
-
-def upsert_pipeline(sagemaker: Any, *, name: str, definition: str, role_arn: str,
-                    description: str = "s2s retraining pipeline") -> tuple[str, str]:
-    """Create the pipeline, or update it when it exists. Returns ``(pipeline_arn, "created"|"updated")``."""
-    from ._aws import error_code
-
-    try:
-        sagemaker.describe_pipeline(PipelineName=name)
-        exists = True
-    except Exception as e:  # botocore ClientError
-        if error_code(e) != "ResourceNotFound":
-            raise
-        exists = False
-    call = sagemaker.update_pipeline if exists else sagemaker.create_pipeline
-    resp = call(PipelineName=name, PipelineDefinition=definition, PipelineDescription=description,
-                RoleArn=role_arn)
-    return resp["PipelineArn"], "updated" if exists else "created"
-
-
-def start_execution(sagemaker: Any, *, name: str, parameters: Mapping[str, str] | None = None,
-                    display_name: str | None = None) -> str:
-    """Start an execution of pipeline ``name``; returns the execution ARN."""
-    kwargs: dict[str, Any] = {"PipelineName": name}
-    if parameters:
-        validate_parameters(parameters)
-        kwargs["PipelineParameters"] = [{"Name": k, "Value": str(v)} for k, v in parameters.items()]
-    if display_name:
-        kwargs["PipelineExecutionDisplayName"] = display_name
-    return sagemaker.start_pipeline_execution(**kwargs)["PipelineExecutionArn"]
-
-
-def latest_execution(sagemaker: Any, *, name: str) -> str:
-    """ARN of the most recent execution of pipeline ``name``; :class:`InputError` when there is none."""
-    resp = sagemaker.list_pipeline_executions(PipelineName=name, SortBy="CreationTime",
-                                              SortOrder="Descending", MaxResults=1)
-    items = resp.get("PipelineExecutionSummaries", [])
-    if not items:
-        raise InputError(f"pipeline {name!r} has no executions yet; start one with 's2s-aws pipeline start'")
-    return items[0]["PipelineExecutionArn"]
-
-
-def describe_execution(sagemaker: Any, arn: str) -> ExecutionSummary:
-    """Status of execution ``arn`` with its steps (oldest first) and their failure reasons."""
-    desc = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
-    steps: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"PipelineExecutionArn": arn, "SortOrder": "Ascending"}
-    while True:
-        page = sagemaker.list_pipeline_execution_steps(**kwargs)
-        for s in page.get("PipelineExecutionSteps", []):
-            step = {"name": s.get("StepName"), "status": s.get("StepStatus")}
-            if s.get("FailureReason"):
-                step["failure_reason"] = s["FailureReason"]
-            if s.get("CacheHitResult", {}).get("SourcePipelineExecutionArn"):
-                step["cache_hit"] = True
-            steps.append(step)
-        token = page.get("NextToken")
-        if not token:
-            break
-        kwargs["NextToken"] = token
-    reason = desc.get("FailureReason")
-    if not reason:
-        failed = [s for s in steps if s.get("failure_reason")]
-        reason = failed[0]["failure_reason"] if failed else None
-    return ExecutionSummary(arn=arn, status=desc["PipelineExecutionStatus"], failure_reason=reason, steps=steps)
-
-
-def wait_execution(sagemaker: Any, arn: str, *, poll_seconds: float = 30.0, timeout: float | None = None,
-                   sleep: Any = None, on_change: Any = None) -> ExecutionSummary:
-    """Poll until the execution is Succeeded, Failed or Stopped; return its summary.
-
-    Raises :class:`~s2s_aws.errors.WaitTimeout` after ``timeout`` seconds (the execution goes on).
-    ``on_change(summary)`` is called whenever a step status changes (progress output).
-    """
-    import time
-
-    from .errors import WaitTimeout
-
-    sleep = sleep or time.sleep
-    start = time.monotonic()
-    seen: list[tuple[str, str]] = []
-    while True:
-        summary = describe_execution(sagemaker, arn)
-        state = [(s["name"], s["status"]) for s in summary.steps] + [("", summary.status)]
-        if state != seen and on_change is not None:
-            on_change(summary)
-        seen = state
-        if summary.status in TERMINAL_STATUSES:
-            return summary
-        if timeout is not None and time.monotonic() - start >= timeout:
-            raise WaitTimeout(f"pipeline execution {arn} is still {summary.status} after {timeout:.0f} s; "
-                              f"it keeps running - check it later with 's2s-aws pipeline status {arn}'")
-        sleep(poll_seconds)
