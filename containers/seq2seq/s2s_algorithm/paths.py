@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from s2s_aws.contract.layout import HYPERPARAMETERS_FILE
+
 __all__ = ["MLPaths", "ML_ROOT_ENV"]
 
 #: Environment variable that relocates ``/opt/ml`` (tests, local mode).
@@ -35,7 +37,7 @@ class MLPaths:
 
     @property
     def hyperparameters_file(self) -> Path:
-        return self.config_dir / "hyperparameters.json"
+        return self.config_dir / HYPERPARAMETERS_FILE
 
     @property
     def inputdataconfig_file(self) -> Path:
