@@ -98,8 +98,8 @@ def generate_corpus(folder: Path, pairs: int, seed: int = 1234) -> dict[str, Pat
 
 def straightforward(train_src: Path, train_trg: Path, val_src: Path, val_trg: Path, out: Path) -> int:
     """Single process: Counter over str.split(), one Record message per pair, sequential writes."""
-    from s2s_aws.formats import vocab
-    from s2s_aws.formats.record_pb2 import Record
+    from s2s_aws.contract import vocab
+    from s2s_aws.contract.record_pb2 import Record
 
     def read(path: Path):
         return open(path, encoding="utf-8", errors="replace", newline="\n")
@@ -182,7 +182,7 @@ def _child(which: str, corpus: Path, out: Path, workers: int | None) -> dict:
 
 
 def _same_outputs(a: Path, b: Path) -> None:
-    from s2s_aws.formats import recordio, records, vocab
+    from s2s_aws.contract import recordio, records, vocab
 
     for name in ("vocab.src.json", "vocab.trg.json"):
         va, vb = vocab.load_vocab(a / name), vocab.load_vocab(b / name)
