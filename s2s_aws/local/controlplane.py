@@ -66,7 +66,7 @@ def default_metric_definitions(image: str) -> list[dict[str, str]]:
     the built-in algorithm's definitions for the built-in image; we fill in ours for our image
     (repository ``s2s-aws-seq2seq``); any other image gets none."""
     from ..images import DEFAULT_REPOSITORY, is_builtin_image_uri
-    from ..metrics import METRIC_DEFINITIONS
+    from ..contract.metrics import METRIC_DEFINITIONS
     if is_builtin_image_uri(image):
         return [dict(d) for d in METRIC_DEFINITIONS if d["Name"] in BUILTIN_METRIC_NAMES]
     repository = image.split("/", 1)[1] if "/" in image else ""

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..contract.layout import MODEL_ARCHIVE
 from .support import (
     ACCOUNT_ID, ApiError, Context, LogShipper, child_env, download_prefix, free_port, now,
     parse_s3_uri, pump_output, start_process, terminate,
@@ -44,7 +45,7 @@ def fetch_model(ctx: Context, model: dict, dest: Path) -> Path:
     model_dir.mkdir(parents=True, exist_ok=True)
     if url.endswith(".tar.gz"):
         bucket, key = parse_s3_uri(url)
-        archive = dest / "model.tar.gz"
+        archive = dest / MODEL_ARCHIVE
         try:
             ctx.s3.download_file(bucket, key, str(archive))
         except Exception as e:

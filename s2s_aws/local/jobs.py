@@ -12,12 +12,13 @@ import collections
 import logging
 import re
 import shutil
-import tarfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from ..contract.layout import MODEL_ARCHIVE
+from ..contract.model_dir import pack_model_dir
 from .endpoints import ServeFailed, ServeProcess, fetch_model
 from .state import atomic_write_json
 from .support import Context, LogShipper, MetricPublisher, child_env, download_prefix, now, parse_s3_uri, pump_output, start_process, terminate
@@ -222,10 +223,10 @@ class TrainingRunner:
         """``<S3OutputPath>/<job>/output/model.tar.gz``, or the ``.../output/model/`` prefix when
         OutputDataConfig.CompressionType is NONE (SageMaker then uploads the files as they are)."""
         base = f"{rec['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{self.name}/output"
-        return f"{base}/model/" if self._uncompressed(rec) else f"{base}/model.tar.gz"
+        return f"{base}/model/" if self._uncompressed(rec) else f"{base}/{MODEL_ARCHIVE}"
 
     def _artifacts(self, rec: dict) -> dict:
-        if not (self.workdir / "model.tar.gz.uploaded").exists():
+        if not (self.workdir / f"{MODEL_ARCHIVE}.uploaded").exists():
             return {}
         return {"ModelArtifacts": {"S3ModelArtifacts": self._model_uri(rec)}}
 
@@ -239,13 +240,10 @@ class TrainingRunner:
                 if item.is_file():
                     self.ctx.s3.upload_file(str(item), bucket, key + item.relative_to(model_dir).as_posix())
         else:
-            archive = self.workdir / "model.tar.gz"
-            with tarfile.open(archive, "w:gz") as tar:
-                for item in sorted(model_dir.iterdir()):
-                    tar.add(item, arcname=item.name)
+            archive = pack_model_dir(model_dir, self.workdir / MODEL_ARCHIVE)
             self.ctx.s3.upload_file(str(archive), bucket, key)
             archive.unlink()
-        (self.workdir / "model.tar.gz.uploaded").touch()
+        (self.workdir / f"{MODEL_ARCHIVE}.uploaded").touch()
 
 
 class TransformRunner:

@@ -23,10 +23,11 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterable
+
+from ..contract._files import commit_temp, create_temp_beside, discard_temp, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +37,8 @@ _SAFE = re.compile(r"[A-Za-z0-9-]{1,63}")  # with fullmatch: "$" would let a tra
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write ``data`` to ``path`` through the contract's one atomic write (temp beside, fsync, rename)."""
+    write_bytes_atomic(path, data, mkdir=True)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -158,16 +148,20 @@ def snapshot_s3(s3: Any, root: Path) -> int:
                     continue
                 resp = s3.get_object(Bucket=bname, Key=obj["Key"])
                 digest = hashlib.sha256()
-                fd, tmp = tempfile.mkstemp(dir=blobs, suffix=".tmp")
-                with os.fdopen(fd, "wb") as f:
+                fd, tmp = create_temp_beside(blobs / "blob")
+                f = os.fdopen(fd, "wb")
+                try:
                     for chunk in iter(lambda: resp["Body"].read(1 << 20), b""):
                         digest.update(chunk)
                         f.write(chunk)
-                sha = digest.hexdigest()
-                if (blobs / sha).exists():
-                    os.unlink(tmp)
-                else:
-                    os.replace(tmp, blobs / sha)
+                    sha = digest.hexdigest()
+                    if (blobs / sha).exists():
+                        discard_temp(f, tmp)
+                    else:
+                        commit_temp(f, tmp, blobs / sha)
+                except BaseException:
+                    discard_temp(f, tmp)
+                    raise
                 objects[obj["Key"]] = {"sha256": sha, "ContentType": resp.get("ContentType"),
                                        "Metadata": resp.get("Metadata") or {}, "ETag": obj.get("ETag"),
                                        "LastModified": modified}
