@@ -174,7 +174,7 @@ def our_hyperparameters(attention_hidden: int, m: MatchedModel = MATCHED, **extr
 
 def our_param_count(src_vocab: int, trg_vocab: int, hyperparameters: Mapping[str, str]) -> int:
     """Build our model for these hyperparameters and count its parameters (imports torch)."""
-    from s2s_aws.hyperparameters import Hyperparameters
+    from s2s_aws.contract.hyperparameters import Hyperparameters
     from s2s_algorithm.config import ModelConfig
     from s2s_algorithm.model import Seq2Seq
 
@@ -282,7 +282,7 @@ def find_data_dir(given: str | os.PathLike | None = None) -> Path:
 
 def prepare_data(data_dir: Path, work_dir: Path, m: MatchedModel = MATCHED) -> PreparedData:
     """Run our preprocessing once and lay out both sides' inputs under ``work_dir`` (idempotent)."""
-    from s2s_aws.formats import vocab as vocab_format
+    from s2s_aws.contract import vocab as vocab_format
     from s2s_aws.preprocess import preprocess
 
     work_dir = Path(work_dir)
@@ -552,13 +552,13 @@ class Interleaver:
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float, str]:
     """sacreBLEU with ``tokenize='none'`` (the corpus is pre-tokenized): score and signature."""
-    import sacrebleu
+    from s2s_aws.contract.metrics import corpus_score
+    from s2s_aws.errors import InputError
 
-    if len(hypotheses) != len(references):
-        raise BenchmarkError(f"{len(hypotheses)} hypotheses for {len(references)} references")
-    metric = sacrebleu.BLEU(tokenize="none")
-    score = metric.corpus_score(list(hypotheses), [list(references)])
-    return float(score.score), str(metric.get_signature())
+    try:
+        return corpus_score(hypotheses, references, metric="bleu")
+    except InputError as e:
+        raise BenchmarkError(str(e)) from None
 
 
 def setup_logging(verbose: bool = False) -> None:

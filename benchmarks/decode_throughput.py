@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}, batch {batch}: ours {med['ours']:.1f} sent/s, JoeyNMT {med['joeynmt']:.1f} sent/s "
                       f"({ratio:.2f}x); mean output tokens {lengths['ours']:.2f} / {lengths['joeynmt']:.2f}", flush=True)
 
-    from s2s_aws.formats import vocab as vocab_format
+    from s2s_aws.contract import vocab as vocab_format
 
     ids = [vocab_format.encode_tokens(s.split(), ours.src_vocab)[:int(ours.hp.max_seq_len_source)] for s in sentences]
     same = beam1_vs_greedy(ours, ids)

@@ -111,7 +111,7 @@ def run_http_fuzz(cases: int, seed: int = 0) -> dict:
     import tempfile
 
     model_dir = Path(train_tiny_model(Path(tempfile.mkdtemp(prefix="s2s-fuzz-"))))
-    from s2s_aws.formats import recordio, records
+    from s2s_aws.contract import recordio, records
 
     words = sentences_for(model_dir, 8, seed=1)
     bodies = [(json.dumps({"instances": [{"data": w, "configuration": {"attention_matrix": "true"}}

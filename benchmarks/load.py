@@ -241,8 +241,8 @@ class MixedWorkload:
     """The request bodies of the mix and the answer each must get (computed by sending each alone)."""
 
     def __init__(self, url: str, model_dir: Path, sentences: list[str], answers: dict[str, str]):
-        from s2s_aws.formats import recordio, records
-        from s2s_aws.formats import vocab as vocab_format
+        from s2s_aws.contract import recordio, records
+        from s2s_aws.contract import vocab as vocab_format
 
         self.url = url
         self.sentences = sentences
@@ -399,8 +399,8 @@ def _drive(threads: list[threading.Thread], start_gate: threading.Barrier, stop:
 # ------------------------------------------------------------------------------ fairness probes
 def probe_bodies(model_dir: Path, sentences: list[str]) -> dict[str, tuple[bytes, str]]:
     """The large valid requests of the fairness probes: (body, content type) by name."""
-    from s2s_aws.formats import recordio, records
-    from s2s_aws.formats import vocab as vocab_format
+    from s2s_aws.contract import recordio, records
+    from s2s_aws.contract import vocab as vocab_format
 
     src_vocab = vocab_format.load_vocab(Path(model_dir) / "vocab.src.json")
     word = sentences[0].split()[0]

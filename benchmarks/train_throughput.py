@@ -45,7 +45,7 @@ class OurTrainer:
     def __init__(self, data: common.PreparedData, hyperparameters: dict[str, str], threads: int):
         import torch
 
-        from s2s_aws.hyperparameters import Hyperparameters
+        from s2s_aws.contract.hyperparameters import Hyperparameters
         from s2s_algorithm import distributed
         from s2s_algorithm.paths import MLPaths
         from s2s_algorithm.train import Trainer
