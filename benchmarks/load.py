@@ -155,7 +155,9 @@ def run_load(url: str, pid: int, sentences: list[str], answers: dict[str, str], 
 
 # ------------------------------------------------------------------------- mixed hostile / valid
 #: the server settings of the mixed run: a short read timeout so that the stalling clients cycle
-MIXED_SERVER_ENV = {"S2S_READ_TIMEOUT_S": "2"}
+#: the mix sets the sentence cap below its default (which refuses no body within 6 MB) so that the
+#: "too-many" clients (200,001 sentences) exercise the 413 path
+MIXED_SERVER_ENV = {"S2S_READ_TIMEOUT_S": "2", "S2S_MAX_INSTANCES": "200000"}
 #: clients per kind in the 64-client mix
 MIXED_CLIENTS = {"small": 44, "large-json": 2, "large-recordio": 2, "long-sentence": 2, "long-record": 2,
                  "ping": 2, "malformed": 2, "too-many": 2, "too-large": 2, "stalled": 2, "bad-type": 1,

@@ -514,7 +514,7 @@ def test_settings_from_env():
         ServerSettings.from_env({"S2S_DYNAMIC_BATCHING": "sometimes"})
     s = ServerSettings.from_env({"S2S_MAX_INSTANCES": "10", "S2S_MAX_TOKENS": "99", "S2S_READ_TIMEOUT_S": "1.5"})
     assert (s.max_instances, s.max_tokens, s.read_timeout_s) == (10, 99, 1.5)
-    assert (d.max_instances, d.max_tokens, d.read_timeout_s) == (200_000, 2_000_000, 20.0)
+    assert (d.max_instances, d.max_tokens, d.read_timeout_s) == (600_000, 3_200_000, 20.0)
     for name in ("S2S_MAX_INSTANCES", "S2S_MAX_TOKENS", "S2S_READ_TIMEOUT_S"):
         with pytest.raises(InputError, match=name):
             ServerSettings.from_env({name: "0"})
@@ -591,21 +591,29 @@ def test_too_many_sentences_or_tokens_is_413_naming_the_limit():
         good_request_works(c)
 
 
-def test_default_limits_take_a_6_mb_batch_of_real_sized_sentences():
-    """The defaults refuse nothing a 6 MB batch of ordinary sentences holds (8 words each: 150,000
-    lines, 1.2 M tokens), but do refuse a 6 MB request of one-word sentences (390,000)."""
-    from s2s_aws.contract.inference import JSONLINES, RequestLimits, parse_request
+def test_default_limits_refuse_no_body_within_the_6_mb_cap():
+    """The built-in accepts any body up to 6 MB, so the default caps refuse none: the densest 6 MB
+    bodies (one-word or empty sentences; one-character tokens) parse; a cap set lower refuses."""
+    from s2s_aws.contract.inference import JSON, JSONLINES, RequestLimits, parse_request
 
     d = ServerSettings()
+    cap = d.max_payload_bytes
     limits = RequestLimits(max_instances=d.max_instances, max_tokens=d.max_tokens, max_source_tokens=100)
-    line = json.dumps({"source": "a bb c dd e ff g hh"}).encode() + b"\n"
-    body = line * (6 * 1024 * 1024 // len(line))
+    one_word = json.dumps({"source": "a"}).encode() + b"\n"
+    body = one_word * (cap // len(one_word))
+    assert len(parse_request(JSONLINES, body, limits=limits)) == cap // len(one_word)   # ~390,000
+    empty = b'{"data":""}'
+    n = (cap - len(b'{"instances":[]}')) // (len(empty) + 1)
+    body = b'{"instances":[' + b",".join([empty] * n) + b"]}"
+    assert len(body) <= cap
+    assert len(parse_request(JSON, body, limits=limits)) == n                              # ~570,000
+    line = json.dumps({"source": " ".join("a" * 100)}).encode() + b"\n"              # 100 tokens of one char
+    body = line * (cap // len(line))
     items = parse_request(JSONLINES, body, limits=limits)
-    assert len(items) > 150_000 and sum(it.tokens for it in items) > 1_200_000
-    one_word = (json.dumps({"source": "a"}).encode() + b"\n") * 390_000
-    assert len(one_word) <= 6 * 1024 * 1024
+    assert sum(it.tokens for it in items) == 100 * (cap // len(line)) > 2_900_000
     with pytest.raises(RequestError) as e:
-        parse_request(JSONLINES, one_word, limits=limits)
+        parse_request(JSONLINES, one_word * 1000, limits=RequestLimits(max_instances=999, max_tokens=d.max_tokens,
+                                                                     max_source_tokens=100))
     assert e.value.status == 413 and "S2S_MAX_INSTANCES" in e.value.message
 
 

@@ -29,8 +29,8 @@ Settings come from the environment (invalid values stop the server with a clear 
 ``S2S_READ_TIMEOUT_S``     a body not received within this answers 408, and the    20
                            connection is closed (a stalled or dripping client)
 ``S2S_MAX_PAYLOAD_MB``     request body cap (413 above it)                         6
-``S2S_MAX_INSTANCES``      most sentences in one request (413 above it)            200000
-``S2S_MAX_TOKENS``         most source tokens in one request, each sentence        2000000
+``S2S_MAX_INSTANCES``      most sentences in one request (413 above it)            600000
+``S2S_MAX_TOKENS``         most source tokens in one request, each sentence        3200000
                            counted up to ``max_seq_len_source`` (413 above it)
 ``S2S_BEAM_SIZE``          beam size (1 = greedy)                     the model's ``beam_size``
 =========================  ======================================================  =========
@@ -142,8 +142,10 @@ class ServerSettings:
     request_timeout_s: float = 55.0
     read_timeout_s: float = 20.0
     max_payload_bytes: int = 6 * MIB
-    max_instances: int = 200_000
-    max_tokens: int = 2_000_000
+    # the defaults refuse no body within the 6 MB cap (the built-in's limit): the smallest JSON
+    # instance is 11 bytes and a token takes at least 2, so 6 MiB holds < 600,000 / 3,200,000
+    max_instances: int = 600_000
+    max_tokens: int = 3_200_000
     beam_size: int | None = None
 
     @classmethod
@@ -158,8 +160,8 @@ class ServerSettings:
             request_timeout_s=_env_float(env, "S2S_REQUEST_TIMEOUT_S", 55.0, 0.001),
             read_timeout_s=_env_float(env, "S2S_READ_TIMEOUT_S", 20.0, 0.001),
             max_payload_bytes=_env_int(env, "S2S_MAX_PAYLOAD_MB", INVOCATION_LIMIT_MB, 1) * MIB,
-            max_instances=_env_int(env, "S2S_MAX_INSTANCES", 200_000, 1),
-            max_tokens=_env_int(env, "S2S_MAX_TOKENS", 2_000_000, 1),
+            max_instances=_env_int(env, "S2S_MAX_INSTANCES", cls.max_instances, 1),
+            max_tokens=_env_int(env, "S2S_MAX_TOKENS", cls.max_tokens, 1),
             beam_size=beam,
         )
 
