@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from s2s_algorithm.data import BatchSampler, ParallelData, make_batch  # noqa: E402
 from s2s_algorithm.optim import LRScheduler, build_optimizer  # noqa: E402
 from s2s_algorithm.paths import MLPaths  # noqa: E402
-from s2s_aws.hyperparameters import Hyperparameters  # noqa: E402
+from s2s_aws.contract.hyperparameters import Hyperparameters  # noqa: E402
 
 
 def _data(n: int = 203, seed: int = 0) -> ParallelData:

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from algo_utils import (TINY_HYPERPARAMETERS, reverse_pairs, run_train, tiny_training_root,  # noqa: E402
                         train_tiny_model, vocabulary, write_ml_tree)
-from s2s_aws.metrics import parse_metric_line  # noqa: E402
+from s2s_aws.contract.metrics import parse_metric_line  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -54,8 +54,8 @@ def test_tiny_model_learns_to_reverse_sequences(tmp_path):
 
 
 def test_model_directory_is_self_contained(tmp_path):
-    from s2s_aws.formats import vocab as vocab_format
-    from s2s_aws.hyperparameters import Hyperparameters
+    from s2s_aws.contract import vocab as vocab_format
+    from s2s_aws.contract.hyperparameters import Hyperparameters
 
     model_dir = train_tiny_model(tmp_path)
     assert sorted(p.name for p in model_dir.iterdir()) == sorted(

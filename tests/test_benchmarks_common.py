@@ -58,7 +58,7 @@ def test_param_count_mismatch_fails_loudly():
 
 
 def test_our_hyperparameters_are_strings_our_schema_accepts():
-    from s2s_aws.hyperparameters import Hyperparameters
+    from s2s_aws.contract.hyperparameters import Hyperparameters
 
     hp = common.our_hyperparameters(624, learning_rate=0.001, bucketing_enabled=True)
     assert all(isinstance(v, str) for v in hp.values())

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s2s_aws.formats import recordio, records
+from s2s_aws.contract import recordio, records
 
 with warnings.catch_warnings():  # starlette nudges towards httpx2; httpx is what we have
     warnings.simplefilter("ignore")

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from algo_utils import TINY_HYPERPARAMETERS, run_train, write_ml_tree  # noqa: E402
 from s2s_aws.errors import InputError  # noqa: E402
 from s2s_aws.contract.hyperparameters import Hyperparameters  # noqa: E402
-from s2s_aws.metrics import parse_metric_line  # noqa: E402
+from s2s_aws.contract.metrics import parse_metric_line  # noqa: E402
 from s2s_algorithm.config import (ModelConfig, check_model_fits, count_parameters,  # noqa: E402
                                   estimate_training_memory)
 from s2s_algorithm.model import Seq2Seq  # noqa: E402

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from s2s_aws.hyperparameters import Hyperparameters
+from s2s_aws.contract.hyperparameters import Hyperparameters
 from s2s_aws.local import LocalStack
 from s2s_aws.local.corpus import write_corpus
-from s2s_aws.metrics import parse_metric_line
+from s2s_aws.contract.metrics import parse_metric_line
 
 pytestmark = pytest.mark.slow
 

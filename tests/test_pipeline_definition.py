@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from s2s_aws.errors import HyperparameterError, InputError
-from s2s_aws.metrics import METRIC_DEFINITIONS
+from s2s_aws.contract.metrics import METRIC_DEFINITIONS
 from s2s_aws.pipeline import (
     HYPERPARAMETER_PARAMETERS,
     STEP_CONDITION,

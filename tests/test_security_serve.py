@@ -28,7 +28,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from s2s_algorithm.serve import ServerSettings, create_app
-from s2s_aws.formats import recordio, records
+from s2s_aws.contract import recordio, records
 
 pytestmark = pytest.mark.slow
 

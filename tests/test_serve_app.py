@@ -172,8 +172,8 @@ def test_jsonlines_and_accept(client):
 
 
 def test_recordio_round_trip(client):
-    recordio = pytest.importorskip("s2s_aws.formats.recordio")
-    records = pytest.importorskip("s2s_aws.formats.records")
+    from s2s_aws.contract import recordio
+    from s2s_aws.contract import records
     fake = FakeTranslator()
     sources = [[4, 5, 6], [7], [], [10, 1]]
     body = recordio.encode_records(records.encode_ids("source", s) for s in sources)
@@ -234,8 +234,8 @@ def test_malformed_jsonlines_is_400(client, body, fragment):
 
 
 def test_malformed_recordio_is_400(client):
-    recordio = pytest.importorskip("s2s_aws.formats.recordio")
-    records = pytest.importorskip("s2s_aws.formats.records")
+    from s2s_aws.contract import recordio
+    from s2s_aws.contract import records
     headers = {"Content-Type": "application/x-recordio-protobuf"}
     r = client.post("/invocations", content=b"\x00\x01\x02\x03garbage", headers=headers)
     assert r.status_code == 400 and "RecordIO" in r.text
@@ -554,7 +554,7 @@ def test_sentences_are_cut_to_max_seq_len_source_and_the_matrix_has_the_columns_
 
 
 def recordio_body(sources):
-    from s2s_aws.formats import recordio, records
+    from s2s_aws.contract import recordio, records
 
     return recordio.encode_records(records.encode_ids("source", s) for s in sources)
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from algo_utils import ServeProcess, train_tiny_model
-from s2s_aws.formats import recordio, records
-from s2s_aws.formats import vocab as vocab_format
+from s2s_aws.contract import recordio, records
+from s2s_aws.contract import vocab as vocab_format
 from s2s_aws.local.support import free_port
 
 pytestmark = pytest.mark.slow
