@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 import warnings
 from pathlib import Path
 from typing import Sequence
 
+from .contract._files import atomic_write
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -104,15 +104,8 @@ def save_attention_heatmap(source_tokens: Sequence[str], target_tokens: Sequence
             ax.set_title(title or "attention", fontfamily=families)
             fig.colorbar(image, ax=ax, label="attention weight")
             fig.tight_layout()
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp")
-            try:
-                with open(tmp, "xb") as f:  # honours the umask, unlike mkstemp's 0600
-                    fig.savefig(f, format=fmt)
-                os.replace(tmp, out)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            with atomic_write(out, mkdir=True) as f:
+                fig.savefig(f, format=fmt)
         finally:
             mpl_fonts.setLevel(old_level)
     logger.debug("wrote attention heat map %s (%d x %d)", out, n_rows, n_cols)
