@@ -16,10 +16,13 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ._aws import RUN_TAG, aws_error, is_not_found
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ def _as_utc(value: Any) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def find_resources(session: Any, *, run_id: str | None = None, older_than: Any = None,
+def find_resources(session: Session, *, run_id: str | None = None, older_than: Any = None,
                    kinds: Sequence[str] | None = None, now: datetime | None = None) -> list[Resource]:
     """The ``s2s-aws:run``-tagged resources matching ``run_id`` and/or ``older_than``."""
     if run_id is None and older_than is None:
@@ -135,7 +138,7 @@ def find_resources(session: Any, *, run_id: str | None = None, older_than: Any =
     return found
 
 
-def cleanup(session: Any, *, run_id: str | None = None, older_than: Any = None, dry_run: bool = False,
+def cleanup(session: Session, *, run_id: str | None = None, older_than: Any = None, dry_run: bool = False,
             kinds: Sequence[str] | None = None) -> list[Resource]:
     """Find (see :func:`find_resources`) and remove: endpoints first, then configs, then models.
 

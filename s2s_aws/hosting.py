@@ -20,11 +20,15 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ._aws import (aws_error, base_of, console_url, error_code, is_not_found, log_url, make_tags,
-                   split_s3_uri, unique_name, wait_for)
+from ._aws import (aws_error, base_of, error_code, is_not_found, log_url, make_tags, split_s3_uri, unique_name,
+                   wait_for)
+from ._resource import Resource
 from .errors import AWSOperationError, EndpointFailed, InputError, WaitTimeout
+
+if TYPE_CHECKING:
+    from .session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ ENDPOINT_TERMINAL = ("InService", "Failed", "OutOfService", "UpdateRollbackFaile
 DEFAULT_TIMEOUT_S = 3600.0
 
 
-def create_model(session: Any, model_data: str, *, image_uri: str | None = None, model_name: str | None = None,
+def create_model(session: Session, model_data: str, *, image_uri: str | None = None, model_name: str | None = None,
                  base_name: str = "seq2seq", environment: Mapping[str, str] | None = None,
                  subnets: Sequence[str] = (), security_group_ids: Sequence[str] = (),
                  network_isolation: bool = False, vocab_uri: str | None = None,
@@ -77,7 +81,7 @@ def create_model(session: Any, model_data: str, *, image_uri: str | None = None,
     return name
 
 
-def create_endpoint_config(session: Any, model_name: str, *, instance_type: str = "ml.m5.xlarge",
+def create_endpoint_config(session: Session, model_name: str, *, instance_type: str = "ml.m5.xlarge",
                            initial_instance_count: int = 1, config_name: str | None = None,
                            base_name: str = "seq2seq", variant_name: str = DEFAULT_VARIANT,
                            kms_key: str | None = None, tags: Mapping[str, str] | None = None) -> str:
@@ -151,7 +155,7 @@ class AutoScaling:
             raise InputError("target_invocations_per_instance must be > 0")
 
 
-class Endpoint:
+class Endpoint(Resource):
     """A SageMaker endpoint serving the seq2seq algorithm.
 
     ``vocab_dir`` (a prep or model directory holding ``vocab.src.json``/``vocab.trg.json``) or
@@ -159,26 +163,20 @@ class Endpoint:
     neither is given, the model's ``s2s-aws:vocab`` tag or the session's vocab channel is used.
     """
 
-    def __init__(self, session: Any, name: str, *, vocab_dir: str | os.PathLike | None = None,
+    kind = "endpoint"
+    describe_method = "describe_endpoint"
+    name_parameter = "EndpointName"
+    status_field = "EndpointStatus"
+    terminal_statuses = ENDPOINT_TERMINAL
+    console_kind = "endpoints"
+    not_found_hint = "; check the name and region, or deploy it (`s2s-aws deploy`)"
+
+    def __init__(self, session: Session, name: str, *, vocab_dir: str | os.PathLike | None = None,
                  vocab_uri: str | None = None):
-        self.session = session
-        self.name = name
+        super().__init__(session, name)
         self.vocab_dir = vocab_dir
         self.vocab_uri = vocab_uri
         self._vocab: tuple[dict[str, int], dict[str, int]] | None = None
-
-    def __repr__(self) -> str:
-        return f"Endpoint({self.name!r})"
-
-    # ------------------------------------------------------------ state
-    def describe(self) -> dict[str, Any]:
-        try:
-            return self.session.sagemaker.describe_endpoint(EndpointName=self.name)
-        except Exception as e:
-            if is_not_found(e):
-                raise InputError(f"endpoint {self.name!r} not found in {self.session.region}; check the name "
-                                 "and region, or deploy it (`s2s-aws deploy`)") from e
-            raise aws_error(f"describing endpoint {self.name}", e) from e
 
     def exists(self) -> bool:
         try:
@@ -188,16 +186,13 @@ class Endpoint:
             return False
 
     @property
-    def status(self) -> str:
-        return self.describe()["EndpointStatus"]
-
-    @property
-    def console_url(self) -> str:
-        return console_url(self.session.region, "endpoints", self.name)
-
-    @property
     def log_url(self) -> str:
         return log_url(self.session.region, f"/aws/sagemaker/Endpoints/{self.name}")
+
+    def _timeout_error(self, desc: dict[str, Any], elapsed: float) -> WaitTimeout:
+        return WaitTimeout(f"endpoint {self.name} is still {desc['EndpointStatus']} after {elapsed:.0f}s; "
+                           f"it keeps going on SageMaker. Wait again with Endpoint.wait() or check "
+                           f"{self.console_url}")
 
     def config_name(self) -> str:
         return self.describe()["EndpointConfigName"]
@@ -209,25 +204,8 @@ class Endpoint:
     def wait(self, timeout: float | None = DEFAULT_TIMEOUT_S, *, expect_config: str | None = None,
              progress: bool | None = None) -> dict[str, Any]:
         """Wait until InService; EndpointFailed when it fails or an update was rolled back."""
-        from .progress import StatusLine
-
-        show = self.session.progress if progress is None else progress
-        line = StatusLine(f"endpoint {self.name}", enabled=bool(show))
-
-        def on_timeout(desc: dict[str, Any], elapsed: float) -> WaitTimeout:
-            return WaitTimeout(f"endpoint {self.name} is still {desc['EndpointStatus']} after {elapsed:.0f}s; "
-                               f"it keeps going on SageMaker. Wait again with Endpoint.wait() or check "
-                               f"{self.console_url}")
-
-        try:
-            desc = wait_for(self.describe, lambda d: d["EndpointStatus"], ENDPOINT_TERMINAL, timeout=timeout,
-                            backoff=self.session.backoff, clock=self.session.clock,
-                            on_poll=lambda d: line.update(d["EndpointStatus"]), on_timeout=on_timeout)
-        except KeyboardInterrupt:
-            line.interrupt()
-            raise
+        desc = self._poll_until_terminal(timeout, progress=progress)
         status = desc["EndpointStatus"]
-        line.close(status)
         if status != "InService":
             reason = desc.get("FailureReason")
             raise EndpointFailed(f"endpoint {self.name} is {status}: {reason or 'no reason given'}. "
@@ -449,7 +427,7 @@ def _delete_quietly(fn: Any, **kwargs: Any) -> bool:
         raise aws_error(f"deleting {next(iter(kwargs.values()))}", e) from e
 
 
-def deploy(session: Any, model_data: str, *, instance_type: str = "ml.m5.xlarge", initial_instance_count: int = 1,
+def deploy(session: Session, model_data: str, *, instance_type: str = "ml.m5.xlarge", initial_instance_count: int = 1,
            endpoint_name: str | None = None, image_uri: str | None = None, base_name: str = "seq2seq",
            model_name: str | None = None, vocab_uri: str | None = None, vocab_dir: str | None = None,
            environment: Mapping[str, str] | None = None, kms_key: str | None = None,

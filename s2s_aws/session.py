@@ -18,10 +18,17 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ._aws import Backoff, Clock, join_key, make_client, new_run_id
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .channels import Channels
+    from .cleanup import Resource as CleanupResource
+    from .hosting import Endpoint
+    from .training import TrainingJob
+    from .transform import TransformJob
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +125,7 @@ class Session:
         return resolve_image_uri(self.boto_session, self.region, image_uri=None, builtin=builtin)
 
     # ------------------------------------------------------------ the journey
-    def upload_channels(self, local_dir: str | os.PathLike, *, force: bool = False, **kwargs: Any):
+    def upload_channels(self, local_dir: str | os.PathLike, *, force: bool = False, **kwargs: Any) -> Channels:
         """Validate and upload a prep directory as the train/validation/vocab channels.
 
         See :func:`s2s_aws.channels.upload_channels`. Returns :class:`~s2s_aws.channels.Channels`.
@@ -128,7 +135,7 @@ class Session:
         return upload_channels(self.s3, local_dir, self.require_bucket(), self.prefix, force=force,
                                progress=kwargs.pop("progress", self.progress), **kwargs)
 
-    def channels(self):
+    def channels(self) -> Channels:
         """The channel URIs under this session's bucket/prefix (data already uploaded)."""
         from .channels import Channels
 
@@ -136,7 +143,7 @@ class Session:
 
     def train(self, channels: Any = None, hyperparameters: Mapping[str, Any] | None = None, *,
               instance_type: str = "ml.g5.xlarge", instance_count: int = 1, wait: bool = False,
-              logs: bool = False, **kwargs: Any):
+              logs: bool = False, **kwargs: Any) -> TrainingJob:
         """Start a training job; see :func:`s2s_aws.training.start_training` for every option.
 
         ``channels`` is a :class:`Channels`, a mapping of channel name -> S3 URI, or None for
@@ -150,7 +157,7 @@ class Session:
             job.wait(logs=logs)
         return job
 
-    def attach(self, job_name: str):
+    def attach(self, job_name: str) -> TrainingJob:
         """The :class:`~s2s_aws.training.TrainingJob` called ``job_name`` (checks that it exists)."""
         from .training import TrainingJob
 
@@ -158,26 +165,33 @@ class Session:
         job.describe()
         return job
 
-    def endpoint(self, endpoint_name: str, *, vocab_dir: str | None = None, vocab_uri: str | None = None):
+    def endpoint(self, endpoint_name: str, *, vocab_dir: str | None = None, vocab_uri: str | None = None) -> Endpoint:
         """The :class:`~s2s_aws.hosting.Endpoint` called ``endpoint_name``."""
         from .hosting import Endpoint
 
         return Endpoint(self, endpoint_name, vocab_dir=vocab_dir, vocab_uri=vocab_uri)
 
-    def deploy(self, model_data: str, **kwargs: Any):
-        """Host a ``model.tar.gz``; see :func:`s2s_aws.hosting.deploy`."""
+    def create_model(self, model_data: str, **kwargs: Any) -> str:
+        """``CreateModel`` for a ``model.tar.gz``; see :func:`s2s_aws.hosting.create_model`. Returns its name."""
+        from .hosting import create_model
+
+        return create_model(self, model_data, **kwargs)
+
+    def deploy(self, model_data: str, **kwargs: Any) -> Endpoint:
+        """Host a ``model.tar.gz``; see :func:`s2s_aws.hosting.deploy` (the one deploy:
+        :meth:`TrainingJob.deploy <s2s_aws.training.TrainingJob.deploy>` comes here)."""
         from .hosting import deploy
 
         return deploy(self, model_data, **kwargs)
 
-    def transform(self, model_name: str, input_uri: str, **kwargs: Any):
+    def transform(self, model_name: str, input_uri: str, **kwargs: Any) -> TransformJob:
         """Run a batch transform; see :func:`s2s_aws.transform.start_transform`."""
         from .transform import start_transform
 
         return start_transform(self, model_name, input_uri, **kwargs)
 
     def cleanup(self, *, run_id: str | None = None, older_than: Any = None, dry_run: bool = False,
-                kinds: Sequence[str] | None = None):
+                kinds: Sequence[str] | None = None) -> list[CleanupResource]:
         """Delete resources of a run (or older than an age); see :func:`s2s_aws.cleanup.cleanup`."""
         from .cleanup import cleanup
 

@@ -19,16 +19,21 @@ import dataclasses
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TextIO
 
-from ._aws import (aws_error, base_of, console_url, error_code, is_not_found, log_url, make_tags,
-                   unique_name, wait_for)
+from ._aws import aws_error, base_of, error_code, is_not_found, log_url, make_tags, unique_name
+from ._resource import Resource
 from .errors import InputError, TrainingJobFailed, WaitTimeout
+
+if TYPE_CHECKING:
+    from .hosting import Endpoint
+    from .session import Session
+    from .transform import TransformJob
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["TrainingConfig", "TrainingJob", "build_training_request", "start_training", "LogTailer",
-           "LOG_GROUP", "TERMINAL_STATUSES"]
+           "log_printer", "LOG_GROUP", "TERMINAL_STATUSES"]
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
@@ -162,7 +167,7 @@ def build_training_request(job_name: str, *, image_uri: str, role_arn: str, chan
     return request
 
 
-def start_training(session: Any, channels: Any = None, hyperparameters: Mapping[str, Any] | None = None, *,
+def start_training(session: Session, channels: Any = None, hyperparameters: Mapping[str, Any] | None = None, *,
                    image_uri: str | None = None, builtin: bool = False, job_name: str | None = None,
                    config: TrainingConfig | None = None, **config_kwargs: Any) -> "TrainingJob":
     """Validate everything client-side, then call ``CreateTrainingJob``; returns a :class:`TrainingJob`.
@@ -257,51 +262,37 @@ class LogTailer:
         return out
 
 
-def _default_sink(stream: TextIO | None = None) -> Callable[[str, str], None]:
+def log_printer(stream: TextIO | None = None) -> Callable[[str, str], None]:
+    """A ``log_sink`` for :meth:`TrainingJob.wait` printing ``[algo-1] line`` to ``stream`` (default: stdout)."""
     def sink(log_stream: str, message: str) -> None:
         host = log_stream.split("/", 1)[-1].rsplit("-", 1)[0] if "/" in log_stream else log_stream
         print(f"[{host}] {message}", file=stream or sys.stdout, flush=True)
     return sink
 
 
-class TrainingJob:
+class TrainingJob(Resource):
     """A SageMaker training job (started here or attached by name)."""
 
-    def __init__(self, session: Any, name: str):
-        self.session = session
-        self.name = name
-        self._desc: dict[str, Any] | None = None
-
-    def __repr__(self) -> str:
-        return f"TrainingJob({self.name!r})"
-
-    # ------------------------------------------------------------ state
-    def describe(self) -> dict[str, Any]:
-        """``DescribeTrainingJob`` (cached as :attr:`last_description`)."""
-        try:
-            self._desc = self.session.sagemaker.describe_training_job(TrainingJobName=self.name)
-        except Exception as e:
-            if is_not_found(e):
-                raise InputError(f"training job {self.name!r} not found in {self.session.region}; "
-                                 "check the name and the region (--region / AWS_REGION)") from e
-            raise aws_error(f"describing training job {self.name}", e) from e
-        return self._desc
-
-    @property
-    def last_description(self) -> dict[str, Any]:
-        return self._desc if self._desc is not None else self.describe()
-
-    @property
-    def status(self) -> str:
-        return self.describe()["TrainingJobStatus"]
-
-    @property
-    def console_url(self) -> str:
-        return console_url(self.session.region, "jobs", self.name)
+    kind = "training job"
+    describe_method = "describe_training_job"
+    name_parameter = "TrainingJobName"
+    status_field = "TrainingJobStatus"
+    terminal_statuses = TERMINAL_STATUSES
+    console_kind = "jobs"
+    not_found_hint = "; check the name and the region (--region / AWS_REGION)"
 
     @property
     def log_url(self) -> str:
         return log_url(self.session.region, LOG_GROUP, self.name + "/")
+
+    def _progress_text(self, desc: dict[str, Any]) -> str:
+        return f"{desc['TrainingJobStatus']} - {desc.get('SecondaryStatus', '')}".rstrip(" -")
+
+    def _timeout_error(self, desc: dict[str, Any], elapsed: float) -> WaitTimeout:
+        return WaitTimeout(
+            f"training job {self.name} is still {desc['TrainingJobStatus']} after {elapsed:.0f}s; it keeps "
+            f"running on SageMaker. Re-attach with `s2s-aws status {self.name} --wait` or "
+            f"sess.attach({self.name!r}).wait(); stop it with `s2s-aws stop {self.name}` or job.stop()")
 
     @property
     def model_artifacts(self) -> str:
@@ -337,7 +328,8 @@ class TrainingJob:
         return LogTailer(self.session.client("logs"), self.name).poll()
 
     # ------------------------------------------------------------ waiting
-    def _failure(self, desc: dict[str, Any]) -> TrainingJobFailed:
+    def failure(self, desc: dict[str, Any]) -> TrainingJobFailed:
+        """The :class:`TrainingJobFailed` describing a Failed or Stopped job's description."""
         status = desc["TrainingJobStatus"]
         reason = desc.get("FailureReason")
         if status == "Stopped":
@@ -362,44 +354,35 @@ class TrainingJob:
         every CloudWatch stream to ``log_sink(stream, line)`` (default: stdout). On Ctrl-C it says
         how to re-attach or stop the job and re-raises: the job is *not* stopped.
         """
-        from .progress import StatusLine
-
         tailer = LogTailer(self.session.client("logs"), self.name) if logs else None
-        sink = log_sink or _default_sink()
-        show = self.session.progress if progress is None else progress
-        line = StatusLine(f"training job {self.name}", enabled=bool(show) and not logs)
+        sink = log_sink or log_printer()
 
         def on_poll(desc: dict[str, Any]) -> None:
-            self._desc = desc
-            line.update(f"{desc['TrainingJobStatus']} - {desc.get('SecondaryStatus', '')}".rstrip(" -"))
             if tailer is not None:
                 for stream, message in tailer.poll():
                     sink(stream, message)
 
-        def on_timeout(desc: dict[str, Any], elapsed: float) -> WaitTimeout:
-            return WaitTimeout(
-                f"training job {self.name} is still {desc['TrainingJobStatus']} after {elapsed:.0f}s; it keeps "
-                f"running on SageMaker. Re-attach with `s2s-aws status {self.name} --wait` or "
-                f"sess.attach({self.name!r}).wait(); stop it with `s2s-aws stop {self.name}` or job.stop()")
-
-        try:
-            desc = wait_for(self.describe, lambda d: d["TrainingJobStatus"], TERMINAL_STATUSES,
-                            timeout=timeout, backoff=self.session.backoff, clock=self.session.clock,
-                            on_poll=on_poll, on_timeout=on_timeout)
-        except KeyboardInterrupt:
-            line.interrupt()
+        def on_interrupt() -> None:
             print(f"\ninterrupted: training job {self.name} keeps running on SageMaker (it was NOT stopped).\n"
                   f"  re-attach: s2s-aws status {self.name} --wait   (or sess.attach({self.name!r}).wait())\n"
                   f"  stop it:   s2s-aws stop {self.name}            (or job.stop())", file=sys.stderr)
-            raise
-        line.close(desc["TrainingJobStatus"])
+
+        desc = self._poll_until_terminal(timeout, progress=progress, show_line=not logs, on_poll=on_poll,
+                                         on_interrupt=on_interrupt)
         if tailer is not None:  # the last lines can arrive after the status changes
             for stream, message in tailer.poll():
                 sink(stream, message)
+        self.check(desc, allow_stopped=allow_stopped)
+        logger.info("training job %s %s", self.name, desc["TrainingJobStatus"])
+        return desc
+
+    def check(self, desc: dict[str, Any] | None = None, *, allow_stopped: bool = False) -> dict[str, Any]:
+        """Raise :class:`TrainingJobFailed` when the job (``desc``, default: the last description)
+        Failed or was Stopped (unless ``allow_stopped``); otherwise return the description."""
+        desc = self.last_description if desc is None else desc
         status = desc["TrainingJobStatus"]
         if status == "Failed" or (status == "Stopped" and not allow_stopped):
-            raise self._failure(desc)
-        logger.info("training job %s %s", self.name, status)
+            raise self.failure(desc)
         return desc
 
     def stop(self, wait: bool = False, timeout: float | None = None) -> None:
@@ -417,33 +400,29 @@ class TrainingJob:
         if wait:
             self.wait(timeout=timeout, allow_stopped=True)
 
-    # ------------------------------------------------------------ next steps
+    # ------------------------------------------------------------ next steps (owned by the session)
     def deploy(self, instance_type: str = "ml.m5.xlarge", initial_instance_count: int = 1,
-               endpoint_name: str | None = None, **kwargs: Any):
+               endpoint_name: str | None = None, **kwargs: Any) -> Endpoint:
         """Host this job's model: model -> endpoint config -> endpoint; waits until InService.
 
-        See :func:`s2s_aws.hosting.deploy` for the options. Returns an :class:`~s2s_aws.hosting.Endpoint`.
+        :meth:`Session.deploy <s2s_aws.session.Session.deploy>` with this job's model, image, vocab
+        channel and base name as defaults. Returns an :class:`~s2s_aws.hosting.Endpoint`.
         """
-        from .hosting import deploy
-
         desc = self.describe()
         kwargs.setdefault("image_uri", desc["AlgorithmSpecification"]["TrainingImage"])
         kwargs.setdefault("vocab_uri", self.vocab_uri)
         kwargs.setdefault("base_name", base_of(self.name))
-        return deploy(self.session, self.model_artifacts, instance_type=instance_type,
-                      initial_instance_count=initial_instance_count, endpoint_name=endpoint_name, **kwargs)
+        return self.session.deploy(self.model_artifacts, instance_type=instance_type,
+                                   initial_instance_count=initial_instance_count, endpoint_name=endpoint_name,
+                                   **kwargs)
 
     def create_model(self, model_name: str | None = None, **kwargs: Any) -> str:
         """Create a SageMaker model from this job's artifacts; returns its name."""
-        from .hosting import create_model
-
         desc = self.describe()
         kwargs.setdefault("image_uri", desc["AlgorithmSpecification"]["TrainingImage"])
-        return create_model(self.session, self.model_artifacts, model_name=model_name,
-                            base_name=kwargs.pop("base_name", base_of(self.name)), **kwargs)
+        return self.session.create_model(self.model_artifacts, model_name=model_name,
+                                         base_name=kwargs.pop("base_name", base_of(self.name)), **kwargs)
 
-    def transform(self, input_uri: str, **kwargs: Any):
-        """Batch transform with this job's model; see :func:`s2s_aws.transform.start_transform`."""
-        from .transform import start_transform
-
-        return start_transform(self.session, self.create_model(), input_uri, **kwargs)
+    def transform(self, input_uri: str, **kwargs: Any) -> TransformJob:
+        """Batch transform with this job's model; see :meth:`Session.transform <s2s_aws.session.Session.transform>`."""
+        return self.session.transform(self.create_model(), input_uri, **kwargs)

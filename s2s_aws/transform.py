@@ -13,12 +13,15 @@ SageMaker writes ``<input file>.out`` per input file under the output prefix, on
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from ._aws import (aws_error, base_of, console_url, error_code, is_not_found, join_key, log_url, make_tags,
-                   split_s3_uri, unique_name, wait_for)
+from ._aws import aws_error, base_of, error_code, join_key, log_url, make_tags, split_s3_uri, unique_name
+from ._resource import Resource
 from .contract.inference import INVOCATION_LIMIT_MB, JSONLINES, decode_jsonlines, to_jsonlines
 from .errors import InputError, TransformJobFailed, WaitTimeout
+
+if TYPE_CHECKING:
+    from .session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ __all__ = ["TransformJob", "start_transform", "upload_jsonlines", "to_jsonlines"
 TERMINAL = ("Completed", "Failed", "Stopped")
 
 
-def upload_jsonlines(session: Any, sentences: Iterable[str], *, name: str = "input.jsonl",
+def upload_jsonlines(session: Session, sentences: Iterable[str], *, name: str = "input.jsonl",
                      prefix: str | None = None) -> str:
     """Upload sentences as one jsonlines file; returns the S3 *prefix* URI to transform."""
     key_prefix = prefix or join_key(session.prefix, "transform", unique_name("input"))
@@ -74,7 +77,7 @@ def build_transform_request(job_name: str, model_name: str, input_uri: str, outp
     return request
 
 
-def start_transform(session: Any, model_name: str, input_uri: str, *, output_uri: str | None = None,
+def start_transform(session: Session, model_name: str, input_uri: str, *, output_uri: str | None = None,
                     instance_type: str = "ml.m5.xlarge", instance_count: int = 1, job_name: str | None = None,
                     max_payload_mb: int = INVOCATION_LIMIT_MB, max_concurrent_transforms: int | None = None,
                     kms_key: str | None = None, tags: Mapping[str, str] | None = None) -> "TransformJob":
@@ -95,56 +98,30 @@ def start_transform(session: Any, model_name: str, input_uri: str, *, output_uri
     return TransformJob(session, name)
 
 
-class TransformJob:
+class TransformJob(Resource):
     """A batch transform job."""
 
-    def __init__(self, session: Any, name: str):
-        self.session = session
-        self.name = name
-        self._desc: dict[str, Any] | None = None
-
-    def __repr__(self) -> str:
-        return f"TransformJob({self.name!r})"
-
-    def describe(self) -> dict[str, Any]:
-        try:
-            self._desc = self.session.sagemaker.describe_transform_job(TransformJobName=self.name)
-        except Exception as e:
-            if is_not_found(e):
-                raise InputError(f"transform job {self.name!r} not found in {self.session.region}") from e
-            raise aws_error(f"describing transform job {self.name}", e) from e
-        return self._desc
-
-    @property
-    def status(self) -> str:
-        return self.describe()["TransformJobStatus"]
+    kind = "transform job"
+    describe_method = "describe_transform_job"
+    name_parameter = "TransformJobName"
+    status_field = "TransformJobStatus"
+    terminal_statuses = TERMINAL
+    console_kind = "transform-jobs"
 
     @property
     def output_uri(self) -> str:
         desc = self._desc or self.describe()
         return desc["TransformOutput"]["S3OutputPath"]
 
-    @property
-    def console_url(self) -> str:
-        return console_url(self.session.region, "transform-jobs", self.name)
+    def _timeout_error(self, desc: dict[str, Any], elapsed: float) -> WaitTimeout:
+        return WaitTimeout(f"transform job {self.name} is still {desc['TransformJobStatus']} after "
+                           f"{elapsed:.0f}s; it keeps running. Wait again with TransformJob.wait() or "
+                           f"stop it with TransformJob.stop()")
 
     def wait(self, timeout: float | None = None, *, progress: bool | None = None) -> dict[str, Any]:
         """Wait until the job ends; TransformJobFailed unless it Completed."""
-        from .progress import StatusLine
-
-        show = self.session.progress if progress is None else progress
-        line = StatusLine(f"transform job {self.name}", enabled=bool(show))
-
-        def on_timeout(desc: dict[str, Any], elapsed: float) -> WaitTimeout:
-            return WaitTimeout(f"transform job {self.name} is still {desc['TransformJobStatus']} after "
-                               f"{elapsed:.0f}s; it keeps running. Wait again with TransformJob.wait() or "
-                               f"stop it with TransformJob.stop()")
-
-        desc = wait_for(self.describe, lambda d: d["TransformJobStatus"], TERMINAL, timeout=timeout,
-                        backoff=self.session.backoff, clock=self.session.clock,
-                        on_poll=lambda d: line.update(d["TransformJobStatus"]), on_timeout=on_timeout)
+        desc = self._poll_until_terminal(timeout, progress=progress)
         status = desc["TransformJobStatus"]
-        line.close(status)
         if status != "Completed":
             reason = desc.get("FailureReason")
             logs = log_url(self.session.region, "/aws/sagemaker/TransformJobs", self.name + "/")

@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..cleanup import KINDS
 from ..contract.inference import JSON, RECORDIO, TranslationResult, json_lines
 from ..errors import AWSOperationError, InputError, S2SError
+from ..training import TrainingConfig, log_printer
 
 logger = logging.getLogger(__name__)
 
@@ -121,11 +123,8 @@ def _job_summary(job: Any, desc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _log_printer(json_mode: bool) -> Callable[[str, str], None]:
-    """Print ``[algo-1] line``; with --json logs go to stderr so stdout stays one JSON object."""
-    def sink(stream: str, message: str) -> None:
-        host = stream.split("/", 1)[-1].rsplit("-", 1)[0] if "/" in stream else stream
-        print(f"[{host}] {message}", file=sys.stderr if json_mode else sys.stdout, flush=True)
-    return sink
+    """The SDK's ``[algo-1] line`` printer; with --json logs go to stderr so stdout stays one JSON object."""
+    return log_printer(sys.stderr if json_mode else sys.stdout)
 
 
 # ---------------------------------------------------------------- handlers
@@ -183,10 +182,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.wait or args.logs:
         desc = _wait_job(args, job)
     else:
-        desc = job.last_description
-        status = desc["TrainingJobStatus"]
-        if status == "Failed" or (status == "Stopped" and not args.allow_stopped):
-            raise job._failure(desc)
+        desc = job.check(allow_stopped=args.allow_stopped)
     out = {"ok": True, **_job_summary(job, desc)}
     lines = [f"{job.name}: {out['status']} ({out.get('secondary_status') or '-'})"]
     if "model_artifacts" in out:
@@ -437,15 +433,16 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_upload)
 
     p = subparsers.add_parser("train", parents=aws, help="start a training job")
+    defaults = TrainingConfig()
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", help="prep directory to upload first")
     src.add_argument("--channels-prefix", help="s3:// prefix holding train/, validation/, vocab/ "
                      "(default: s3://BUCKET/PREFIX/)")
     p.add_argument("--hp", action="append", metavar="NAME=VALUE", help="hyperparameter (repeatable)")
-    p.add_argument("--instance-type", default="ml.g5.xlarge")
-    p.add_argument("--instance-count", type=int, default=1)
-    p.add_argument("--volume-size", type=int, default=50, help="GB of EBS volume")
-    p.add_argument("--max-runtime", type=int, default=24 * 3600, help="seconds")
+    p.add_argument("--instance-type", default=defaults.instance_type)
+    p.add_argument("--instance-count", type=int, default=defaults.instance_count)
+    p.add_argument("--volume-size", type=int, default=defaults.volume_size_gb, help="GB of EBS volume")
+    p.add_argument("--max-runtime", type=int, default=defaults.max_runtime_s, help="seconds")
     p.add_argument("--spot", action="store_true", help="managed spot training (checkpoints to S3)")
     p.add_argument("--max-wait", type=int, help="seconds to wait for spot capacity + runtime (>= --max-runtime)")
     p.add_argument("--checkpoint-s3-uri")
@@ -459,7 +456,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--image-uri", help="algorithm image (env S2S_IMAGE_URI; default: s2s-aws image in your ECR)")
     p.add_argument("--builtin", action="store_true", help="use the AWS built-in seq2seq image")
     p.add_argument("--job-name", help="exact job name (default: <base-name>-YYYYmmdd-HHMMSS-xxxx)")
-    p.add_argument("--base-name", default="seq2seq")
+    p.add_argument("--base-name", default=defaults.base_job_name)
     p.add_argument("--wait", action="store_true", help="wait until the job ends (exit 1 if it fails)")
     p.add_argument("--logs", action="store_true", help="stream the job's CloudWatch logs (implies --wait)")
     _wait_options(p)
@@ -544,8 +541,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
     p = subparsers.add_parser("cleanup", parents=aws, help="remove resources tagged by a run, or older than an age")
     p.add_argument("--older-than", help="age: 30m, 12h, 7d, 2w (only s2s-aws-tagged resources)")
-    p.add_argument("--kind", action="append", choices=("endpoint", "endpoint-config", "model", "training-job",
-                                                       "transform-job"), help="limit to these kinds (repeatable)")
+    p.add_argument("--kind", action="append", choices=KINDS, help="limit to these kinds (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
     p.set_defaults(func=cmd_cleanup)
 
