@@ -5,7 +5,7 @@ import json
 
 from s2s_aws.cli import main
 from s2s_aws.contract import recordio, records, vocab
-from s2s_aws.inspect import inspect_path
+from s2s_aws.inspection import inspect_path
 
 PAIRS = [([4, 5, 6], [7]), ([8], [9, 10]), ([4] * 10, [5] * 4)]
 
@@ -85,3 +85,15 @@ def test_record_with_a_key_that_is_not_utf8_is_one_line_and_exit_2(tmp_path, cap
         lines = captured.err.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
         assert str(path) in lines[0] and "record 1" in lines[0] and "UTF-8" in lines[0], lines[0]
+
+
+def test_no_sdk_module_shadows_the_standard_library() -> None:
+    """``s2s_aws/inspect.py`` shadowed ``inspect`` for code run from inside the package directory."""
+    import sys
+    from pathlib import Path
+
+    import s2s_aws
+
+    root = Path(s2s_aws.__file__).parent
+    names = {p.stem for p in root.glob("*.py")} | {p.name for p in root.iterdir() if (p / "__init__.py").is_file()}
+    assert not names & set(sys.stdlib_module_names), sorted(names & set(sys.stdlib_module_names))

@@ -75,7 +75,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from ..inspect import dumps_record, format_report, inspect_path, iter_head
+    from ..inspection import dumps_record, format_report, inspect_path, iter_head
 
     for path in args.paths:
         if args.head > 0:

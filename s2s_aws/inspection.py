@@ -2,7 +2,7 @@
 
 Example::
 
-    from s2s_aws.inspect import inspect_path, iter_head
+    from s2s_aws.inspection import inspect_path, iter_head
     report = inspect_path("prep/train.rec")   # {"kind": "records", "records": 1000, "features": {...}}
     for record in iter_head("prep/train.rec", 3):
         print(record)                          # {"source": [4, 5], "target": [6]}
