@@ -356,15 +356,21 @@ def _parse_json(body: bytes, counter: _Counter) -> list[Item]:
     items = []
     for i, inst in enumerate(instances):
         where = f"instances[{i}]"
-        if not isinstance(inst, dict):
-            raise RequestError(400, f'{where}: expected an object {{"data": "tokenized source"}}, got {_kind(inst)}')
-        if "data" not in inst:
-            raise RequestError(400, f'{where}: missing field "data" (the tokenized source sentence)')
-        data = inst["data"]
-        if not isinstance(data, str):
-            raise RequestError(400, f"{where}.data: expected a string (the tokenized source sentence), got {_kind(data)}")
+        data = _source_field(inst, "data", where, " (the tokenized source sentence)")
         items.append(counter.text(data, _attention_flag(inst.get("configuration"), where)))
     return items
+
+
+def _source_field(doc: Any, field: str, where: str, what: str) -> str:
+    """``doc[field]``, the source sentence of one instance or line; 400 naming ``where`` otherwise."""
+    if not isinstance(doc, dict):
+        raise RequestError(400, f'{where}: expected an object {{"{field}": "tokenized source"}}, got {_kind(doc)}')
+    if field not in doc:
+        raise RequestError(400, f'{where}: missing field "{field}" (the tokenized source sentence)')
+    value = doc[field]
+    if not isinstance(value, str):
+        raise RequestError(400, f"{where}.{field}: expected a string{what}, got {_kind(value)}")
+    return value
 
 
 def _parse_jsonlines(body: bytes, counter: _Counter) -> list[Item]:
@@ -372,13 +378,7 @@ def _parse_jsonlines(body: bytes, counter: _Counter) -> list[Item]:
     for lineno, line in json_lines(_decode_utf8(body)):
         where = f"line {lineno}"
         doc = _load_json(line, where)
-        if not isinstance(doc, dict):
-            raise RequestError(400, f'{where}: expected an object {{"source": "tokenized source"}}, got {_kind(doc)}')
-        if "source" not in doc:
-            raise RequestError(400, f'{where}: missing field "source" (the tokenized source sentence)')
-        source = doc["source"]
-        if not isinstance(source, str):
-            raise RequestError(400, f"{where}.source: expected a string, got {_kind(source)}")
+        source = _source_field(doc, "source", where, "")
         items.append(counter.text(source, _attention_flag(doc.get("configuration"), where)))
     return items
 

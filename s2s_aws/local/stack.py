@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
+from unittest import mock
 
 from ..errors import InputError
 from .state import (
@@ -316,19 +317,13 @@ class LocalStack:
 
     @contextlib.contextmanager
     def activated(self) -> Iterator["LocalStack"]:
-        """Set :meth:`environ` in ``os.environ`` (dropping AWS_PROFILE/AWS_SESSION_TOKEN) for the block."""
-        saved = {k: os.environ.get(k) for k in [*self.environ(), "AWS_PROFILE", "AWS_SESSION_TOKEN"]}
-        os.environ.pop("AWS_PROFILE", None)
-        os.environ.pop("AWS_SESSION_TOKEN", None)
-        os.environ.update(self.environ())
-        try:
+        """Set :meth:`environ` in ``os.environ`` (dropping AWS_PROFILE/AWS_SESSION_TOKEN) for the block;
+        the environment is restored as a whole afterwards."""
+        with mock.patch.dict(os.environ):   # puts os.environ back as it was when the block ends
+            os.environ.pop("AWS_PROFILE", None)
+            os.environ.pop("AWS_SESSION_TOKEN", None)
+            os.environ.update(self.environ())
             yield self
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
     def boto_session(self) -> Any:
         """A ``boto3.Session`` with the fake credentials and region (use with :meth:`activated` or

@@ -26,15 +26,7 @@ Building the definition is offline: no credentials, no network, no IAM role chec
 package would otherwise simulate the role's policies through IAM). Pass real ARNs/URIs, or
 placeholder strings that the caller substitutes afterwards (the CDK stack does this with ``Fn::Sub``).
 The process is left as it was found: environment variables, logging and warning filters are put
-back after each build (see :func:`_offline_sdk`).
-
-Example::
-
-    from s2s_aws.pipeline import PipelineConfig, definition_json
-    cfg = PipelineConfig(role_arn="arn:aws:iam::111122223333:role/exec", image_uri="...:latest",
-                         data_bucket="my-data", artifacts_bucket="my-artifacts",
-                         deploy_function_arn="arn:aws:lambda:...:function:deploy")
-    print(definition_json(cfg))
+back after each build (see :func:`_offline_sdk`). An example is in :mod:`s2s_aws.pipeline`.
 """
 from __future__ import annotations
 
