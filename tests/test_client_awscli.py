@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,8 +24,8 @@ from s2s_aws.local import LocalStack
 pytestmark = pytest.mark.slow
 
 PY = sys.executable
-FAKE_TRAIN = [PY, "-m", "s2s_aws.local.fake_algorithm", "train"]
-FAKE_SERVE = [PY, "-m", "s2s_aws.local.fake_algorithm", "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
+FAKE_TRAIN = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "train"]
+FAKE_SERVE = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The local SageMaker control plane against plain boto3, with the torch-free fake algorithm.
 
-One stack serves the whole module; the fake train/serve programs (s2s_aws.local.fake_algorithm)
+One stack serves the whole module; the fake train/serve programs (tests/fake_algorithm.py)
 honour the container contract, so these tests exercise the control plane, not the model.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import botocore.exceptions
 import pytest
@@ -20,8 +21,8 @@ from s2s_aws.metrics import METRIC_DEFINITIONS
 pytestmark = pytest.mark.slow
 
 PY = sys.executable
-FAKE_TRAIN = [PY, "-m", "s2s_aws.local.fake_algorithm", "train"]
-FAKE_SERVE = [PY, "-m", "s2s_aws.local.fake_algorithm", "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
+FAKE_TRAIN = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "train"]
+FAKE_SERVE = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 BUCKET = "cp-bucket"
 FAST = {"Delay": 1, "MaxAttempts": 120}

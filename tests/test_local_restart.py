@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import boto3
 import pytest
@@ -23,8 +24,8 @@ PY = sys.executable
 
 def _start(state_dir):
     env = dict(os.environ)
-    env["S2S_LOCAL_TRAIN_COMMAND"] = f"{PY} -m s2s_aws.local.fake_algorithm train"
-    env["S2S_LOCAL_SERVE_COMMAND"] = f"{PY} -m s2s_aws.local.fake_algorithm serve --model-dir {{model_dir}} --port {{port}}"
+    env["S2S_LOCAL_TRAIN_COMMAND"] = f"{PY} {Path(__file__).with_name('fake_algorithm.py')} train"
+    env["S2S_LOCAL_SERVE_COMMAND"] = f"{PY} {Path(__file__).with_name('fake_algorithm.py')} serve --model-dir {{model_dir}} --port {{port}}"
     proc = subprocess.Popen([PY, "-m", "s2s_aws", "--json", "local", "up", "--state-dir", str(state_dir)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()

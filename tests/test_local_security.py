@@ -7,6 +7,7 @@ import io
 import json
 import sys
 import tarfile
+from pathlib import Path
 
 import botocore.exceptions
 import pytest
@@ -19,8 +20,8 @@ from s2s_aws.local.stack import default_serve_command
 pytestmark = pytest.mark.slow
 
 PY = sys.executable
-FAKE_TRAIN = [PY, "-m", "s2s_aws.local.fake_algorithm", "train"]
-FAKE_SERVE = [PY, "-m", "s2s_aws.local.fake_algorithm", "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
+FAKE_TRAIN = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "train"]
+FAKE_SERVE = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 BUCKET = "sec-bucket"
 FAST = {"Delay": 1, "MaxAttempts": 120}

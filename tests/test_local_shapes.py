@@ -13,6 +13,7 @@ import datetime
 import json
 import sys
 import time
+from pathlib import Path
 
 import botocore.exceptions
 import botocore.session
@@ -25,8 +26,8 @@ from s2s_aws.local.controlplane import ControlPlane
 pytestmark = pytest.mark.slow
 
 PY = sys.executable
-FAKE_TRAIN = [PY, "-m", "s2s_aws.local.fake_algorithm", "train"]
-FAKE_SERVE = [PY, "-m", "s2s_aws.local.fake_algorithm", "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
+FAKE_TRAIN = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "train"]
+FAKE_SERVE = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 BUCKET = "shapes-bucket"
 FAST = {"Delay": 1, "MaxAttempts": 120}

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import boto3
 import pytest
@@ -28,8 +29,8 @@ BUCKET_NAME = "sagemaker-us-east-1-123456789012"
 
 def _env():
     env = dict(os.environ)
-    env["S2S_LOCAL_TRAIN_COMMAND"] = f"{PY} -m s2s_aws.local.fake_algorithm train"
-    env["S2S_LOCAL_SERVE_COMMAND"] = (f"{PY} -m s2s_aws.local.fake_algorithm serve --model-dir {{model_dir}} "
+    env["S2S_LOCAL_TRAIN_COMMAND"] = f"{PY} {Path(__file__).with_name('fake_algorithm.py')} train"
+    env["S2S_LOCAL_SERVE_COMMAND"] = (f"{PY} {Path(__file__).with_name('fake_algorithm.py')} serve --model-dir {{model_dir}} "
                                       "--port {port}")
     return env
 

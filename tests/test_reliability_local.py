@@ -131,8 +131,8 @@ def test_programs_die_when_their_owner_is_sigkilled():
 # --------------------------------------------------------------- `s2s-aws local up` crashing
 def _start_local_up(state_dir: Path):
     env = dict(os.environ)
-    env["S2S_LOCAL_TRAIN_COMMAND"] = f"{PY} -m s2s_aws.local.fake_algorithm train"
-    env["S2S_LOCAL_SERVE_COMMAND"] = (f"{PY} -m s2s_aws.local.fake_algorithm serve --model-dir {{model_dir}} "
+    env["S2S_LOCAL_TRAIN_COMMAND"] = f"{PY} {Path(__file__).with_name('fake_algorithm.py')} train"
+    env["S2S_LOCAL_SERVE_COMMAND"] = (f"{PY} {Path(__file__).with_name('fake_algorithm.py')} serve --model-dir {{model_dir}} "
                                       "--port {port}")
     proc = subprocess.Popen([PY, "-m", "s2s_aws", "--json", "local", "up", "--state-dir", str(state_dir)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -216,3 +216,11 @@ def test_s3_objects_survive_a_crash_of_local_up(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+
+
+def test_the_fake_algorithm_is_test_code_not_part_of_the_package() -> None:
+    """The torch-free stand-in lives in tests/; s2s_aws ships no test programs (quickstart runs the real one)."""
+    import s2s_aws.local
+
+    assert not (Path(s2s_aws.local.__file__).parent / "fake_algorithm.py").exists()
+    assert (Path(__file__).with_name("fake_algorithm.py")).is_file()

@@ -2,8 +2,8 @@
 
 It exists to test and demonstrate the local control plane quickly::
 
-    python -m s2s_aws.local.fake_algorithm train                    # reads $S2S_ML_ROOT like s2s-train
-    python -m s2s_aws.local.fake_algorithm serve --model-dir D --port N
+    python tests/fake_algorithm.py train                    # reads $S2S_ML_ROOT like s2s-train
+    python tests/fake_algorithm.py serve --model-dir D --port N
 
 Training checks the three channels, prints metric lines and writes ``model/fake-model.json``; the
 hyperparameter ``fake_seconds`` makes it run that long (it stops cleanly on SIGTERM), ``fake_version``
@@ -19,8 +19,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ..contract.layout import CHANNELS, HYPERPARAMETERS_FILE
-from ..contract.metrics import format_metric
+from s2s_aws.contract.layout import CHANNELS, HYPERPARAMETERS_FILE
+from s2s_aws.contract.metrics import format_metric
 
 
 def _train() -> int:
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return _train()
     if argv and argv[0] == "serve":
         return _serve(argv[1:])
-    print("usage: python -m s2s_aws.local.fake_algorithm train | serve [--model-dir D] [--port N]", file=sys.stderr)
+    print("usage: python tests/fake_algorithm.py train | serve [--model-dir D] [--port N]", file=sys.stderr)
     return 2
 
 
