@@ -65,14 +65,8 @@ def parse_age(age: str | timedelta | float | int) -> timedelta:
 
 
 def _paginate(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    while True:
-        resp = getattr(client, op)(**kwargs)
-        items += resp.get(key, [])
-        token = resp.get("NextToken")
-        if not token:
-            return items
-        kwargs["NextToken"] = token
+    """Every ``key`` item of ``op`` over all pages (botocore's paginator)."""
+    return [item for page in client.get_paginator(op).paginate(**kwargs) for item in page.get(key, [])]
 
 
 def _run_tag(sm: Any, arn: str) -> str | None:

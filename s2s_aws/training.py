@@ -220,20 +220,14 @@ class LogTailer:
         self._tokens: dict[str, str | None] = {}
 
     def _streams(self) -> list[str]:
-        names: list[str] = []
-        kwargs: dict[str, Any] = {"logGroupName": self.group, "logStreamNamePrefix": self.prefix}
-        while True:
-            try:
-                resp = self.logs.describe_log_streams(**kwargs)
-            except Exception as e:
-                if is_not_found(e):
-                    return names  # the job has not logged yet
-                raise
-            names += [s["logStreamName"] for s in resp.get("logStreams", [])]
-            token = resp.get("nextToken")
-            if not token:
-                return sorted(names)
-            kwargs["nextToken"] = token
+        pages = self.logs.get_paginator("describe_log_streams").paginate(logGroupName=self.group,
+                                                                          logStreamNamePrefix=self.prefix)
+        try:
+            return sorted(s["logStreamName"] for page in pages for s in page.get("logStreams", []))
+        except Exception as e:
+            if is_not_found(e):
+                return []  # the job has not logged yet
+            raise
 
     def poll(self) -> list[tuple[str, str]]:
         """New ``(stream, message)`` lines since the last call, stream by stream."""

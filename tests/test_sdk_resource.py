@@ -134,3 +134,29 @@ def test_cli_uses_the_sdk_pieces() -> None:
                                     d.base_job_name)
     kind = next(a for a in sub["cleanup"]._actions if a.dest == "kind")
     assert tuple(kind.choices) == KINDS
+
+
+def test_log_streams_and_tags_follow_every_page(sess) -> None:  # noqa: F811
+    """LogTailer and cleanup read every page through botocore's paginators (Stubber: two pages each)."""
+    from botocore.stub import Stubber
+
+    from s2s_aws.cleanup import _paginate
+    from s2s_aws.training import LOG_GROUP, LogTailer
+
+    logs = sess.client("logs")
+    with Stubber(logs) as stub:
+        base = {"logGroupName": LOG_GROUP, "logStreamNamePrefix": "j/"}
+        stub.add_response("describe_log_streams", {"logStreams": [{"logStreamName": "j/b"}], "nextToken": "t1"}, base)
+        stub.add_response("describe_log_streams", {"logStreams": [{"logStreamName": "j/a"}]},
+                          {**base, "nextToken": "t1"})
+        assert LogTailer(logs, "j")._streams() == ["j/a", "j/b"]
+        stub.assert_no_pending_responses()
+    with Stubber(logs) as stub:
+        stub.add_client_error("describe_log_streams", "ResourceNotFoundException")
+        assert LogTailer(logs, "j")._streams() == []
+    sm = sess.sagemaker
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model/m"
+    with Stubber(sm) as stub:
+        stub.add_response("list_tags", {"Tags": [{"Key": "a", "Value": "1"}], "NextToken": "n"}, {"ResourceArn": arn})
+        stub.add_response("list_tags", {"Tags": [{"Key": "b", "Value": "2"}]}, {"ResourceArn": arn, "NextToken": "n"})
+        assert [t["Key"] for t in _paginate(sm, "list_tags", "Tags", ResourceArn=arn)] == ["a", "b"]
