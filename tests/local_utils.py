@@ -1,10 +1,16 @@
 """Helpers shared by the local-mode tests (driven with the fake algorithm)."""
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 FAST = {"Delay": 1, "MaxAttempts": 120}
+#: the fake algorithm's train and serve programs (tests/fake_algorithm.py) as LocalStack commands
+FAKE_PROGRAM = str(Path(__file__).with_name("fake_algorithm.py"))
+FAKE_TRAIN = [sys.executable, FAKE_PROGRAM, "train"]
+FAKE_SERVE = [sys.executable, FAKE_PROGRAM, "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
 
 
 def model_endpoint_and_running_job(s3, sm, bucket: str, version: str) -> None:

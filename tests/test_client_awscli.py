@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,11 +19,10 @@ from client_venvs import client_venv
 
 from s2s_aws.local import LocalStack
 
+from local_utils import FAKE_SERVE, FAKE_TRAIN
+
 pytestmark = pytest.mark.slow
 
-PY = sys.executable
-FAKE_TRAIN = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "train"]
-FAKE_SERVE = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
 
 
 @pytest.fixture(scope="module")

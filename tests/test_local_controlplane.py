@@ -6,26 +6,21 @@ honour the container contract, so these tests exercise the control plane, not th
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import botocore.exceptions
 import pytest
 
 from s2s_aws.local import LocalStack
-from s2s_aws.metrics import METRIC_DEFINITIONS
+from s2s_aws.contract.metrics import METRIC_DEFINITIONS
+
+from local_utils import FAKE_SERVE, FAKE_TRAIN, FAST, ROLE
 
 pytestmark = pytest.mark.slow
 
-PY = sys.executable
-FAKE_TRAIN = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "train"]
-FAKE_SERVE = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 BUCKET = "cp-bucket"
-FAST = {"Delay": 1, "MaxAttempts": 120}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import io
 import json
 import sys
 import tarfile
-from pathlib import Path
 
 import botocore.exceptions
 import pytest
@@ -17,14 +16,11 @@ from algo_utils import train_tiny_model
 from s2s_aws.local import LocalStack
 from s2s_aws.local.stack import default_serve_command
 
+from local_utils import FAKE_SERVE, FAKE_TRAIN, FAST, ROLE
+
 pytestmark = pytest.mark.slow
 
-PY = sys.executable
-FAKE_TRAIN = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "train"]
-FAKE_SERVE = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 BUCKET = "sec-bucket"
-FAST = {"Delay": 1, "MaxAttempts": 120}
 CHANNELS = [{"ChannelName": c, "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
                                                                "S3Uri": f"s3://{BUCKET}/data/{c}"}}}
             for c in ("train", "validation", "vocab")]

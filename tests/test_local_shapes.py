@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
-import sys
 import time
-from pathlib import Path
 
 import botocore.exceptions
 import botocore.session
@@ -23,14 +21,11 @@ from s2s_aws.images import builtin_image_uri, default_image_uri
 from s2s_aws.local import LocalStack
 from s2s_aws.local.controlplane import ControlPlane
 
+from local_utils import FAKE_SERVE, FAKE_TRAIN, FAST, ROLE
+
 pytestmark = pytest.mark.slow
 
-PY = sys.executable
-FAKE_TRAIN = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "train"]
-FAKE_SERVE = [PY, str(Path(__file__).with_name("fake_algorithm.py")), "serve", "--model-dir", "{model_dir}", "--port", "{port}"]
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 BUCKET = "shapes-bucket"
-FAST = {"Delay": 1, "MaxAttempts": 120}
 BUILTIN = builtin_image_uri("us-east-1")
 
 
