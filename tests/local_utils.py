@@ -38,3 +38,17 @@ def model_endpoint_and_running_job(s3, sm, bucket: str, version: str) -> None:
     while sm.describe_training_job(TrainingJobName="running-job")["SecondaryStatus"] != "Training":
         assert time.time() < deadline, "the training job never started"
         time.sleep(0.2)
+
+
+def fake_stack(state_dir: Path, bucket: str, files: tuple[tuple[str, str], ...] = (
+        ("train", "f.bin"), ("validation", "f.bin"), ("vocab", "f.bin"))):
+    """A started LocalStack running the fake algorithm, with ``bucket`` holding ``data/CHANNEL/NAME``
+    for each ``(CHANNEL, NAME)`` of ``files`` (the body is ``b"fake"``). The caller stops it."""
+    from s2s_aws.local import LocalStack
+
+    st = LocalStack(state_dir, train_command=FAKE_TRAIN, serve_command=FAKE_SERVE, stop_grace_s=3)
+    s3 = st.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    for channel, name in files:
+        s3.put_object(Bucket=bucket, Key=f"data/{channel}/{name}", Body=b"fake")
+    return st

@@ -13,10 +13,9 @@ import urllib.request
 import botocore.exceptions
 import pytest
 
-from s2s_aws.local import LocalStack
 from s2s_aws.contract.metrics import METRIC_DEFINITIONS
 
-from local_utils import FAKE_SERVE, FAKE_TRAIN, FAST, ROLE
+from local_utils import FAST, ROLE, fake_stack
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +24,8 @@ BUCKET = "cp-bucket"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    st = LocalStack(tmp_path_factory.mktemp("state"), train_command=FAKE_TRAIN, serve_command=FAKE_SERVE,
-                    stop_grace_s=3)
-    s3 = st.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    for channel, name in (("train", "train.rec"), ("validation", "val.rec"), ("vocab", "vocab.src.json"),
-                          ("vocab", "vocab.trg.json")):
-        s3.put_object(Bucket=BUCKET, Key=f"data/{channel}/{name}", Body=b"fake")
+    st = fake_stack(tmp_path_factory.mktemp("state"), BUCKET, (
+        ("train", "train.rec"), ("validation", "val.rec"), ("vocab", "vocab.src.json"), ("vocab", "vocab.trg.json")))
     yield st
     st.stop()
 

@@ -16,7 +16,7 @@ from algo_utils import train_tiny_model
 from s2s_aws.local import LocalStack
 from s2s_aws.local.stack import default_serve_command
 
-from local_utils import FAKE_SERVE, FAKE_TRAIN, FAST, ROLE
+from local_utils import FAKE_TRAIN, FAST, ROLE, fake_stack
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +28,7 @@ CHANNELS = [{"ChannelName": c, "DataSource": {"S3DataSource": {"S3DataType": "S3
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    st = LocalStack(tmp_path_factory.mktemp("state"), train_command=FAKE_TRAIN, serve_command=FAKE_SERVE,
-                    stop_grace_s=3)
-    s3 = st.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    for channel in ("train", "validation", "vocab"):
-        s3.put_object(Bucket=BUCKET, Key=f"data/{channel}/f.bin", Body=b"fake")
+    st = fake_stack(tmp_path_factory.mktemp("state"), BUCKET)
     yield st
     st.stop()
 

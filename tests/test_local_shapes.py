@@ -18,10 +18,9 @@ import botocore.session
 import pytest
 
 from s2s_aws.images import builtin_image_uri, default_image_uri
-from s2s_aws.local import LocalStack
 from s2s_aws.local.controlplane import ControlPlane
 
-from local_utils import FAKE_SERVE, FAKE_TRAIN, FAST, ROLE
+from local_utils import FAST, ROLE, fake_stack
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +30,7 @@ BUILTIN = builtin_image_uri("us-east-1")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    st = LocalStack(tmp_path_factory.mktemp("state"), train_command=FAKE_TRAIN, serve_command=FAKE_SERVE,
-                    stop_grace_s=3)
-    s3 = st.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    for channel in ("train", "validation", "vocab"):
-        s3.put_object(Bucket=BUCKET, Key=f"data/{channel}/f.bin", Body=b"fake")
+    st = fake_stack(tmp_path_factory.mktemp("state"), BUCKET)
     answers: list[tuple[str, dict]] = []
     handle = st.control_plane.handle
 
