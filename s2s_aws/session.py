@@ -1,13 +1,5 @@
-"""The entry point of the SDK: a :class:`Session` binds a boto3 session to a bucket, prefix and role.
-
-Example::
-
-    import boto3, s2s_aws
-    sess = s2s_aws.Session(boto_session=boto3.Session(region_name="us-east-1"), bucket="my-bucket",
-                           prefix="seq2seq/demo", role_arn="arn:aws:iam::123456789012:role/Sm")
-    channels = sess.upload_channels("prep/")
-    job = sess.train(channels, hyperparameters={"rnn_num_hidden": 512}, instance_type="ml.g5.xlarge")
-    job.wait(logs=True)
+"""The entry point of the SDK: a :class:`Session` binds a boto3 session to a bucket, prefix and role
+(the package docstring, :mod:`s2s_aws`, has the whole journey as an example).
 
 The boto3 session is injected; when ``boto_session`` is None the Session creates
 ``boto3.Session()`` *once*, i.e. boto3's default credential chain and region (environment,

@@ -117,3 +117,12 @@ def readme_block(after_heading: str) -> list[str]:
     start = lines.index("```python", i)
     end = lines.index("```", start + 1)
     return lines[start + 1:end]
+
+
+def assert_deleted_everything(journey) -> None:
+    """The journey's last step ran and left no endpoint, endpoint config or model behind."""
+    journey.step("delete")
+    assert journey.returncode == 0, journey.output[-4000:]
+    assert journey.after["endpoints"] == []
+    assert journey.after["endpoint_configs"] == []
+    assert journey.after["models"] == []

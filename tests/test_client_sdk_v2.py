@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from client_utils import bucket_and_role, prepare_corpus, readme_block, run_journey, script_snippet
+from client_utils import (assert_deleted_everything, bucket_and_role, prepare_corpus, readme_block, run_journey,
+                          script_snippet)
 from client_venvs import client_venv
 from s2s_aws.local import LocalStack
 
@@ -73,11 +74,7 @@ def test_batch_transform_jsonlines(journey):
 
 
 def test_delete_leaves_no_endpoint_config_or_model(journey):
-    journey.step("delete")
-    assert journey.returncode == 0, journey.output[-4000:]
-    assert journey.after["endpoints"] == []
-    assert journey.after["endpoint_configs"] == []
-    assert journey.after["models"] == []
+    assert_deleted_everything(journey)
 
 
 def test_readme_v2_snippet_is_the_one_the_journey_runs():

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from client_utils import SAGEMAKER_CONFIG, bucket_and_role, prepare_corpus, readme_block, run_journey, script_snippet
+from client_utils import (SAGEMAKER_CONFIG, assert_deleted_everything, bucket_and_role, prepare_corpus, readme_block,
+                          run_journey, script_snippet)
 from s2s_aws.local import LocalStack
 
 pytestmark = pytest.mark.slow
@@ -59,11 +60,7 @@ def test_endpoint_invoke_translates(journey):
 
 
 def test_delete_leaves_no_endpoint_config_or_model(journey):
-    journey.step("delete")
-    assert journey.returncode == 0, journey.output[-4000:]
-    assert journey.after["endpoints"] == []
-    assert journey.after["endpoint_configs"] == []
-    assert journey.after["models"] == []
+    assert_deleted_everything(journey)
 
 
 def test_role_validation_refuses_a_role_that_does_not_trust_sagemaker(stack, monkeypatch, tmp_path):
