@@ -99,17 +99,45 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-class LogShipper:
+class _BufferedSender:
+    """Buffers items and hands them to :meth:`_send_batch` about once a second from a daemon thread
+    (and on :meth:`flush` / :meth:`_stop`)."""
+
+    def __init__(self, thread_name: str) -> None:
+        self._buf: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=thread_name, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._closed.wait(1.0):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._buf = self._buf, []
+        if batch:
+            self._send_batch(batch)
+
+    def _send_batch(self, batch: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _stop(self) -> None:
+        self._closed.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.flush()
+
+
+class LogShipper(_BufferedSender):
     """Buffers lines and sends them to one CloudWatch Logs stream (and a local file) about once a second."""
 
     def __init__(self, logs: Any, group: str, stream: str, local_file: Path | None = None,
                  echo: Callable[[str], None] | None = None):
+        super().__init__(f"logs-{stream}")
         self.logs, self.group, self.stream = logs, group, stream
         self.local_file = local_file
         self.echo = echo
-        self._buf: list[dict] = []
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
         try:
             logs.create_log_group(logGroupName=group)
         except logs.exceptions.ResourceAlreadyExistsException:
@@ -121,7 +149,6 @@ class LogShipper:
         if local_file is not None:
             Path(local_file).parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(local_file, "a", encoding="utf-8") if local_file else None
-        self._thread = threading.Thread(target=self._loop, name=f"logs-{stream}", daemon=True)
         self._thread.start()
 
     def write(self, line: str) -> None:
@@ -134,13 +161,7 @@ class LogShipper:
         if self.echo:
             self.echo(line)
 
-    def _loop(self) -> None:
-        while not self._closed.wait(1.0):
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            batch, self._buf = self._buf, []
+    def _send_batch(self, batch: list[dict]) -> None:
         for i in range(0, len(batch), 1000):
             try:
                 self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream,
@@ -149,14 +170,12 @@ class LogShipper:
                 logger.debug("could not ship %d log lines to %s/%s: %s", len(batch), self.group, self.stream, e)
 
     def close(self) -> None:
-        self._closed.set()
-        self._thread.join(timeout=5)
-        self.flush()
+        self._stop()
         if self._fh:
             self._fh.close()
 
 
-class MetricPublisher:
+class MetricPublisher(_BufferedSender):
     """Publishes a training job's metric values to CloudWatch as SageMaker does: namespace
     ``/aws/sagemaker/TrainingJobs``, once with dimension ``TrainingJobName`` (what the SageMaker Python
     SDK's ``TrainingJobAnalytics`` queries) and once with ``Host`` = ``<job>/algo-1``. Values are
@@ -166,14 +185,11 @@ class MetricPublisher:
 
     def __init__(self, cloudwatch: Any, job_name: str, host: str = "algo-1", local_file: Path | None = None,
                  start: bool = True):
+        super().__init__(f"metrics-{job_name}")
         self.cloudwatch = cloudwatch
         self.dimensions = ([{"Name": "TrainingJobName", "Value": job_name}],
                            [{"Name": "Host", "Value": f"{job_name}/{host}"}])
         self.local_file = local_file  # one JSON line per value, so a restarted stack can publish them again
-        self._buf: list[tuple[str, float, float]] = []
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"metrics-{job_name}", daemon=True)
         if start:
             self._thread.start()
 
@@ -202,15 +218,7 @@ class MetricPublisher:
         with self._lock:
             self._buf.append((name, value, timestamp))
 
-    def _loop(self) -> None:
-        while not self._closed.wait(1.0):
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            batch, self._buf = self._buf, []
-        if not batch:
-            return
+    def _send_batch(self, batch: list[tuple[str, float, float]]) -> None:
         if self.local_file is not None:
             try:
                 with open(self.local_file, "a", encoding="utf-8") as f:
@@ -233,10 +241,7 @@ class MetricPublisher:
                 logger.debug("could not publish %d metric values to CloudWatch: %s", len(data[i:i + 500]), e)
 
     def close(self) -> None:
-        self._closed.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        self.flush()
+        self._stop()
 
 
 def start_process(argv: Sequence[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
