@@ -668,8 +668,11 @@ def test_fair_batches_share_the_room_between_requests():
         _wait_until(lambda: len(fake.calls) == 1)
         docs = [{"instances": [{"data": "b"}] * 20}, {"instances": [{"data": "c"}] * 20},
                 {"instances": [{"data": "d"}] * 2}]
-        futures = [pool.submit(post_json, c, d) for d in docs]
-        _wait_until(lambda: app.state.s2s.batcher.queued_sentences == 42)
+        futures, queued = [], 0
+        for d in docs:   # one at a time, so that the arrival order (which the oldest lane reads) is b, c, d
+            futures.append(pool.submit(post_json, c, d))
+            queued += len(d["instances"])
+            _wait_until(lambda q=queued: app.state.s2s.batcher.queued_sentences == q)
         gate.release(100)
         assert first.result(30).status_code == 200
         assert all(f.result(30).status_code == 200 for f in futures)
