@@ -36,8 +36,8 @@ from s2s_aws.errors import InputError
 logger = logging.getLogger(__name__)
 
 __all__ = ["FORMAT_VERSION", "TRAINING_STATE", "BEST_MODEL", "atomic_write", "save_torch", "load_torch",
-           "load_state_dict", "save_training_state", "load_training_state", "rng_state", "set_rng_state",
-           "UnsafeFileError", "write_model_dir", "MODEL_FILES"]
+           "load_state_dict", "is_state_dict", "save_training_state", "load_training_state", "rng_state",
+           "set_rng_state", "UnsafeFileError", "write_model_dir", "MODEL_FILES"]
 
 TRAINING_STATE_HEADER = {"format": "s2s-aws-training-state", "format_version": 2}
 TRAINING_STATE = "training_state.pt"
@@ -72,11 +72,16 @@ def load_torch(path: Path, map_location: str | torch.device = "cpu") -> Any:
         ) from None
 
 
+def is_state_dict(value: Any) -> bool:
+    """Whether ``value`` is a mapping of parameter names (str) to tensors."""
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                           for k, v in value.items())
+
+
 def load_state_dict(path: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """A model state dict (``model.pt``, ``best_model.pt``): a mapping of parameter names to tensors."""
     value = load_torch(path, map_location)
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in value.items()):
+    if not is_state_dict(value):
         raise UnsafeFileError(f"{path} is not a model state dict (a mapping of parameter names to tensors). "
                               "Re-create it with s2s-train.")
     return value

@@ -39,9 +39,9 @@ from s2s_aws.contract.layout import TRAIN_CHANNEL, VALIDATION_CHANNEL, VOCAB_CHA
 from s2s_aws.contract.metrics import corpus_score, format_metric
 
 from . import distributed
-from .checkpoint import (BEST_MODEL, TRAINING_STATE, UnsafeFileError, atomic_write, load_state_dict,
-                         load_training_state, rng_state, save_torch, save_training_state, set_rng_state,
-                         write_model_dir)
+from .checkpoint import (BEST_MODEL, TRAINING_STATE, UnsafeFileError, atomic_write, is_state_dict,
+                         load_state_dict, load_training_state, rng_state, save_torch, save_training_state,
+                         set_rng_state, write_model_dir)
 from .config import ModelConfig, check_model_fits
 from .data import (CHANNELS, PAD_ID, BatchSampler, ParallelData, iter_eval_batches, load_channel,
                    load_vocabularies, make_batch, read_json)
@@ -294,8 +294,7 @@ class Trainer:
             return {k: tuple(v.shape) for k, v in items.items()}
 
         model = ckpt.get("model")
-        if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                  for k, v in model.items()):
+        if not is_state_dict(model):
             return "no model state dict of parameter names and tensors"
         want, have = shapes(self.model.state_dict()), shapes(model)
         missing, unexpected = sorted(want.keys() - have.keys()), sorted(have.keys() - want.keys())
