@@ -14,7 +14,10 @@ from typing import Any, Callable
 
 from .endpoints import EndpointManager
 from .jobs import TrainingRunner, TransformRunner
+from .pipelines import PipelinesMixin
+from .processing import ProcessingMixin
 from .support import ACCOUNT_ID, ApiError, Context, arn, now
+from .tuning import TuningMixin
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +140,11 @@ def _check_patterns(value: Any, shape: Any, path: str) -> None:
                               f"{shape.metadata['pattern']}")
 
 
-class ControlPlane:
-    """Dispatches SageMaker API operations to handlers and owns the job runners."""
+class ControlPlane(ProcessingMixin, PipelinesMixin, TuningMixin):
+    """Dispatches SageMaker API operations to handlers and owns the job runners.
+
+    Processing jobs, pipelines (with model packages) and tuning jobs live in their own modules as
+    mixins: each adds ``op_<Operation>`` methods and its own ``_restore_*``/``_shutdown_*`` hooks."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -562,10 +568,16 @@ class ControlPlane:
                 self.reg.update("endpoint", name, {"EndpointStatus": "SystemUpdating" if status != "Creating"
                                                    else "Creating"})
                 self.endpoints.deploy(name, rec["EndpointConfigName"], "restore")
+        self._restore_processing()
+        self._restore_tuning()
+        self._restore_pipelines()
 
     def shutdown(self) -> None:
         """Stop every child process: running jobs are stopped, endpoints' processes end."""
         from .jobs import SHUTDOWN_REASON
+        self._shutdown_pipelines()   # first: an execution must not start new jobs while they stop
+        self._shutdown_tuning()
+        self._shutdown_processing()
         for runner in self._training.values():
             if runner.thread.is_alive():
                 runner.abort(SHUTDOWN_REASON)
