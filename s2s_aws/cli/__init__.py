@@ -21,6 +21,8 @@ _GROUPS = (
     "s2s_aws.cli.aws",       # upload, train, status, logs, deploy, translate, update-endpoint, transform, cleanup
     "s2s_aws.cli.pipeline",  # pipeline definition/upsert/start/status
     "s2s_aws.cli.local",     # local up, quickstart
+    "s2s_aws.cli.resources", # list, hyperparameters, evaluate
+    "s2s_aws.cli.tune",      # tune (automatic model tuning)
 )
 
 
