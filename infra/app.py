@@ -60,6 +60,12 @@ def build_app(app: cdk.App) -> dict[str, cdk.Stack]:
 
 if __name__ == "__main__":
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from s2s_infra.config import ContextError
+
     cdk_app = cdk.App()
-    build_app(cdk_app)
+    try:
+        build_app(cdk_app)
+    except ContextError as e:  # a bad -c value: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     cdk_app.synth()

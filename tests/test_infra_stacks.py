@@ -194,7 +194,7 @@ def test_pipeline_context_keys_are_the_declared_pipeline_settings():
     declared = [s for s in SETTINGS if s.context]
     assert {s.name for s in declared} == {"source_lang", "target_lang", "processing_instance_type",
                                           "training_instance_type", "endpoint_instance_type", "use_spot",
-                                          "min_bleu", "cache_expire_after"}
+                                          "min_bleu", "cache_expire_after", "approval_status"}
     for s in declared:
         assert (infra[s.name].type, infra[s.name].default) == (s.type, s.default), s.name
     # the names the stacks fix: the settings' defaults, not a second copy

@@ -123,7 +123,11 @@ class PipelineConfig:
     max_wait_seconds: int = setting(172800, help="spot training: longest wait for capacity plus runtime")
     min_bleu: float = setting(10.0, help="quality gate: lowest BLEU that registers and deploys", cli=True,
                               context=True)
-    approval_status: str = setting("Approved", help="approval status of a registered model package")
+    # PendingManualApproval: a model above the gate is registered, and deployed only once someone
+    # approves it; Approved (an explicit choice) deploys it at once
+    approval_status: str = setting("PendingManualApproval",
+                                   help="approval status of a registered model package (Approved deploys at once)",
+                                   context=True)
     cache_expire_after: str = setting("P30D", help="how long finished steps are reused (ISO 8601 duration)",
                                       context=True)
     volume_size_gb: int = setting(50, help="training volume size in GB")
