@@ -7,6 +7,7 @@ credentials on its own and honours ``AWS_ENDPOINT_URL`` (local mode) like any bo
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import time
@@ -15,31 +16,59 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import quote
 
-from .errors import AWSOperationError, InputError
+from .errors import AWSOperationError, InputError, S2SError
 
 logger = logging.getLogger(__name__)
 
 #: the tag every resource created by s2s-aws carries: ``s2s-aws:run=<run id>``
 RUN_TAG = "s2s-aws:run"
-#: botocore retry settings used for every client (``standard`` mode, see botocore's retry docs)
-DEFAULT_MAX_ATTEMPTS = 8
+#: botocore retry settings used for every client (``standard`` mode, see botocore's retry docs);
+#: kept small so an unreachable endpoint URL fails within about 10 s. ``S2S_MAX_ATTEMPTS`` and
+#: ``S2S_CONNECT_TIMEOUT_S`` override them.
+DEFAULT_MAX_ATTEMPTS = 4
+DEFAULT_CONNECT_TIMEOUT_S = 3.0
 #: SageMaker resource names: letters, digits and hyphens, at most 63 characters
 MAX_NAME_LEN = 63
 
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9-]+")
 
 
-def client_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS, **kwargs: Any):
-    """A ``botocore.config.Config`` with standard-mode retries and the s2s-aws user agent."""
+def _env_number(name: str, default: float, kind: type) -> Any:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        raise InputError(f"{name}={raw!r} is not a positive number; unset it or set e.g. {name}={kind(default)}")
+    return value
+
+
+def max_attempts_default() -> int:
+    """Retry attempts per AWS call: ``S2S_MAX_ATTEMPTS`` or :data:`DEFAULT_MAX_ATTEMPTS`."""
+    return _env_number("S2S_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, int)
+
+
+def connect_timeout_default() -> float:
+    """Connect timeout in seconds: ``S2S_CONNECT_TIMEOUT_S`` or :data:`DEFAULT_CONNECT_TIMEOUT_S`."""
+    return _env_number("S2S_CONNECT_TIMEOUT_S", DEFAULT_CONNECT_TIMEOUT_S, float)
+
+
+def client_config(max_attempts: int | None = None, **kwargs: Any):
+    """A ``botocore.config.Config`` with standard-mode retries, a bounded connect timeout and the
+    s2s-aws user agent."""
     from botocore.config import Config
 
     from . import __version__
 
-    return Config(retries={"mode": "standard", "max_attempts": max_attempts},
+    kwargs.setdefault("connect_timeout", connect_timeout_default())
+    return Config(retries={"mode": "standard", "max_attempts": max_attempts or max_attempts_default()},
                   user_agent_extra=f"s2s-aws/{__version__}", **kwargs)
 
 
-def make_client(boto_session: Any, service: str, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+def make_client(boto_session: Any, service: str, *, max_attempts: int | None = None,
                 **config_kwargs: Any) -> Any:
     """Create a client for ``service`` from the injected ``boto_session`` (standard retries)."""
     return boto_session.client(service, config=client_config(max_attempts, **config_kwargs))
@@ -212,8 +241,12 @@ def wait_for(describe: Callable[[], dict], status_of: Callable[[dict], str], ter
         clock.sleep(delay)
 
 
-def aws_error(action: str, exc: BaseException, hint: str = "") -> AWSOperationError:
-    """Wrap a botocore error into an AWSOperationError that says what failed and what to do next."""
+def aws_error(action: str, exc: BaseException, hint: str = "") -> S2SError:
+    """Wrap a botocore error into an AWSOperationError that says what failed and what to do next
+    (an InputError, exit 2, for configuration errors: credentials, parameters, unreachable URL)."""
+    config = _configuration_error(exc, action)
+    if config is not None:
+        return config
     code = error_code(exc)
     what = f"{action} failed"
     if code:
@@ -224,3 +257,29 @@ def aws_error(action: str, exc: BaseException, hint: str = "") -> AWSOperationEr
     if hint:
         msg += f"; {hint}"
     return AWSOperationError(msg)
+
+
+def map_botocore_error(exc: BaseException, action: str) -> S2SError:
+    """The S2SError a botocore error means, in the CLI's terms (exit 2 for configuration/input)."""
+    return aws_error(action, exc)
+
+
+def _configuration_error(exc: BaseException, action: str) -> InputError | None:
+    try:
+        import botocore.exceptions as bx
+    except ImportError:  # pragma: no cover
+        return None
+
+    if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
+        return InputError("no AWS credentials: run `aws configure`, set AWS_PROFILE, "
+                          "or use local mode (`s2s-aws local up`)")
+    if isinstance(exc, bx.ParamValidationError):
+        detail = " ".join(str(exc).split())
+        return InputError(f"{action}: invalid request parameter: {detail}; check the flags you passed")
+    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
+        url = getattr(exc, "kwargs", {}).get("endpoint_url", "") or "the AWS endpoint"
+        return InputError(f"{action}: could not connect to {url}; check AWS_ENDPOINT_URL and --region, "
+                          "or start local mode (`s2s-aws local up`)")
+    if isinstance(exc, bx.NoRegionError):
+        return InputError("no AWS region; pass --region or set AWS_REGION / AWS_DEFAULT_REGION")
+    return None

@@ -39,12 +39,12 @@ class Session:
             your ECR repository), unless ``builtin=True`` is passed to :meth:`train`.
         run_id: the value of the ``s2s-aws:run`` tag on every resource (default: a new id).
         progress: draw stderr progress bars for uploads and waits.
-        max_attempts: botocore standard-mode retry attempts per call.
+        max_attempts: botocore standard-mode retry attempts per call (None: ``S2S_MAX_ATTEMPTS`` or 4).
     """
 
     def __init__(self, boto_session: Any = None, *, bucket: str | None = None, prefix: str = "",
                  role_arn: str | None = None, image_uri: str | None = None, run_id: str | None = None,
-                 progress: bool = False, max_attempts: int = 8, backoff: Backoff | None = None,
+                 progress: bool = False, max_attempts: int | None = None, backoff: Backoff | None = None,
                  clock: Clock | None = None):
         if boto_session is None:
             import boto3
@@ -57,7 +57,10 @@ class Session:
         self.image_uri = image_uri
         self.run_id = run_id or new_run_id()
         self.progress = progress
-        self.max_attempts = max_attempts
+        from ._aws import connect_timeout_default, max_attempts_default
+
+        connect_timeout_default()  # a bad S2S_CONNECT_TIMEOUT_S is an InputError now, not in a client call
+        self.max_attempts = max_attempts or max_attempts_default()
         self.backoff = backoff or Backoff()
         self.clock = clock or Clock()
         self._clients: dict[str, Any] = {}

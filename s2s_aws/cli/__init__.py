@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import sys
 
@@ -41,6 +42,15 @@ def _common_parser(*, suppress_defaults: bool = False) -> argparse.ArgumentParse
     return common
 
 
+def _error_document(e: BaseException, exit_code: int) -> str:
+    """The one JSON document printed on stdout for an error under --json (same keys as the AWS commands)."""
+    out: dict = {"ok": False, "error": str(e), "error_type": type(e).__name__, "exit_code": exit_code}
+    for attr in ("job_name", "endpoint_name", "status", "reason", "log_url", "console_url", "path", "offset"):
+        if getattr(e, attr, None) is not None:
+            out[attr] = getattr(e, attr)
+    return json.dumps(out, default=str, ensure_ascii=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_parser()
     parser = argparse.ArgumentParser(
@@ -48,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and host sequence-to-sequence models on Amazon SageMaker (or locally).",
         parents=[common],
     )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"s2s-aws {__version__}")
     parser.set_defaults(region=None, profile=None, json=False, verbose=0, debug=False)
     sub_common = _common_parser(suppress_defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -69,10 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose or 0, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        rc = args.func(args)
+        try:
+            rc = args.func(args)
+        except Exception as e:  # botocore errors from any command: mapped in one place
+            if type(e).__module__.startswith("botocore") and not isinstance(e, S2SError):
+                from .._aws import map_botocore_error
+
+                raise map_botocore_error(e, f"s2s-aws {args.command}") from e
+            raise
     except S2SError as e:
         if args.debug:
             raise
+        if args.json and not getattr(e, "json_printed", False):
+            print(_error_document(e, e.exit_code))
         print(f"s2s-aws: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:  # SIGINT, or SIGTERM during an upload (channels.UploadInterrupted)

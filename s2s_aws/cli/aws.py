@@ -68,20 +68,19 @@ def _handler(fn: Callable[[argparse.Namespace], int | None]) -> Callable[[argpar
         try:
             try:
                 return fn(args) or 0
-            except botocore.exceptions.NoCredentialsError as e:
-                raise InputError("no AWS credentials found; configure them (aws configure, AWS_PROFILE, "
-                                 "--profile) or run against local mode (`s2s-aws local up`)") from e
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                from .._aws import aws_error
+                from .._aws import map_botocore_error
 
-                raise aws_error(f"s2s-aws {args.command}", e) from e
+                raise map_botocore_error(e, f"s2s-aws {args.command}") from e
         except S2SError as e:
             if args.json:
-                out: dict[str, Any] = {"ok": False, "error": str(e), "error_type": type(e).__name__}
+                out: dict[str, Any] = {"ok": False, "error": str(e), "error_type": type(e).__name__,
+                                       "exit_code": e.exit_code}
                 for attr in ("job_name", "endpoint_name", "status", "reason", "log_url", "console_url"):
                     if getattr(e, attr, None) is not None:
                         out[attr] = getattr(e, attr)
                 print(json.dumps(out, default=str))
+                e.json_printed = True  # type: ignore[attr-defined]  # main() must not print a second one
             raise
 
     return wrapper
