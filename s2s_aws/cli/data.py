@@ -38,6 +38,13 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     p.add_argument("--output-dir", default=".", metavar="DIR", help="where to write the four files (default: .)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes (default: the usable CPUs, at most 8)")
+    p.add_argument("--subwords", choices=["sentencepiece"], default=None,
+                   help="for raw (untokenized) text: train a joint sentencepiece model (spm.model, written "
+                        "beside the vocabularies) and encode the records as its pieces")
+    p.add_argument("--vocab-size", type=int, default=8000, metavar="N",
+                   help="sentencepiece vocabulary size with --subwords (default: 8000)")
+    p.add_argument("--subword-model", choices=["unigram", "bpe"], default="unigram",
+                   help="sentencepiece model type with --subwords (default: unigram)")
     p.set_defaults(func=_preprocess)
 
     q = subparsers.add_parser(
@@ -66,7 +73,10 @@ def _preprocess(args: argparse.Namespace) -> int:
         single_vocab=args.single_vocab,
         vocab_source_json=args.vocab_source_json, vocab_target_json=args.vocab_target_json,
         workers=args.workers, progress=None if quiet else progress,
+        subwords=args.subwords, vocab_size=args.vocab_size, subword_model=args.subword_model,
     )
+    for warning in summary.warnings:
+        print(f"s2s-aws preprocess: warning: {warning}", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -23,7 +23,7 @@ __all__ = [
     "RECORDIO_CONTENT_TYPE", "VOCAB_CONTENT_TYPE",
     "PAD_ID", "UNK_ID", "BOS_ID", "EOS_ID", "PAD", "UNK", "BOS", "EOS", "SPECIALS",
     "MODEL_WEIGHTS_FILE", "MODEL_HYPERPARAMETERS_FILE", "MODEL_FORMAT_FILE", "MODEL_FILES", "MODEL_ARCHIVE",
-    "HYPERPARAMETERS_FILE",
+    "HYPERPARAMETERS_FILE", "SUBWORD_MODEL_FILE",
 ]
 
 # -- channels and the files preprocessing writes ---------------------------------------------------
@@ -41,6 +41,9 @@ TARGET_VOCAB_FILE = "vocab.trg.json"
 VOCAB_FILES: tuple[str, str] = (SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE)
 #: what ``preprocess`` writes into its output folder
 PREP_FILES: tuple[str, ...] = (TRAIN_FILE, VALIDATION_FILE, SOURCE_VOCAB_FILE, TARGET_VOCAB_FILE)
+
+#: the joint sentencepiece model ``preprocess --subwords sentencepiece`` writes beside the vocabularies
+SUBWORD_MODEL_FILE = "spm.model"
 
 #: the S3 ContentType of RecordIO-protobuf channel files (SageMaker's name for the format)
 RECORDIO_CONTENT_TYPE = "application/x-recordio-protobuf"

@@ -17,7 +17,7 @@ from . import work
 from .chunks import _aligned_chunks
 from .ranking import _bytes_keys, _rank, _vocab_ids
 from .runner import _Runner
-from .summary import PreprocessSummary, ProgressFn, SplitStats, _Progress
+from .summary import PreprocessSummary, ProgressFn, SplitStats, _Progress, untokenized_warnings
 from .tokens import _SideIndex
 
 __all__ = ["preprocess", "OUTPUT_FILES", "DEFAULT_CHUNK_BYTES"]
@@ -61,6 +61,9 @@ def preprocess(
     workers: int | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     progress: Optional[ProgressFn] = None,
+    subwords: str | None = None,
+    vocab_size: int = 8000,
+    subword_model: str = "unigram",
 ) -> PreprocessSummary:
     """Preprocess a parallel corpus into ``train.rec``, ``val.rec``, ``vocab.src.json``, ``vocab.trg.json``.
 
@@ -74,6 +77,11 @@ def preprocess(
     complete, so a failure leaves the output directory as it was. Raises :class:`InputError` for bad
     arguments, missing files or mismatched line counts, :class:`FormatError` for unreadable inputs.
     """
+    if subwords is not None:
+        return _preprocess_subwords(
+            train_source, train_target, val_source, val_target, output_dir=output_dir, subwords=subwords,
+            vocab_size=vocab_size, subword_model=subword_model, workers=workers, chunk_bytes=chunk_bytes,
+            progress=progress)
     started = time.monotonic()
     _check_count("num_words_source", num_words_source, 0)
     _check_count("num_words_target", num_words_target, 0)
@@ -194,7 +202,55 @@ def preprocess(
         source_vocab_size=len(src_vocab), target_vocab_size=len(trg_vocab), train=train, val=val,
         seconds=round(time.monotonic() - started, 3), workers=workers,
         vocab_reused={"source": vocab_source_json is not None, "target": vocab_target_json is not None})
+    summary.warnings = untokenized_warnings(summary)
+    for warning in summary.warnings:
+        logger.warning("preprocess: %s", warning)
     logger.info("preprocess: %s", summary.format().replace("\n", "; "))
+    return summary
+
+
+def _preprocess_subwords(train_source, train_target, val_source, val_target, *, output_dir, subwords: str,
+                         vocab_size: int, subword_model: str, workers, chunk_bytes: int,
+                         progress) -> PreprocessSummary:
+    """Train a joint sentencepiece model, write the inputs as pieces, run the word pipeline on them, and
+    write ``spm.model`` beside the vocabularies (one shared vocabulary of pieces)."""
+    from . import subwords as sw
+
+    if subwords != "sentencepiece":
+        raise InputError(f"--subwords must be 'sentencepiece', got {subwords!r}")
+    _check_count("vocab_size", vocab_size, 8)
+    for what, path in (("train source", train_source), ("train target", train_target)):
+        if not Path(path).is_file():
+            raise InputError(f"{what} file {path} does not exist or is not a file; check the path")
+    out_dir = Path(output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = sw.train_model([Path(train_source), Path(train_target)], vocab_size, subword_model,
+                           threads=workers or 1)
+    piece_dir = tempfile.mkdtemp(prefix=".s2s-pieces-", dir=out_dir)
+    fd, model_tmp = create_temp_beside(out_dir / layout.SUBWORD_MODEL_FILE)
+    os.close(fd)
+    try:
+        Path(model_tmp).write_bytes(model)
+        encoded = []
+        for name, path in (("ts", train_source), ("tt", train_target), ("vs", val_source), ("vt", val_target)):
+            if path is None:
+                encoded.append(None)
+                continue
+            if not Path(path).is_file():
+                raise InputError(f"input file {path} does not exist or is not a file; check the path")
+            dst = Path(piece_dir) / name
+            sw.encode_file(model, Path(path), dst)
+            encoded.append(dst)
+        summary = preprocess(encoded[0], encoded[1], encoded[2], encoded[3], output_dir=out_dir,
+                             num_words_source=vocab_size + 64, single_vocab=True, workers=workers,
+                             chunk_bytes=chunk_bytes, progress=progress)
+        os.replace(model_tmp, out_dir / layout.SUBWORD_MODEL_FILE)
+    finally:
+        if os.path.exists(model_tmp):
+            os.unlink(model_tmp)
+        shutil.rmtree(piece_dir, ignore_errors=True)
+    summary.files["subword_model"] = str(out_dir / layout.SUBWORD_MODEL_FILE)
+    summary.warnings = untokenized_warnings(summary, subwords=True)
     return summary
 
 

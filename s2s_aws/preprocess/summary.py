@@ -53,6 +53,8 @@ class PreprocessSummary:
     seconds: float
     workers: int
     vocab_reused: dict[str, bool] = field(default_factory=dict)
+    #: "the input looks wrong" notes (untokenized corpus), also printed by the CLI
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def max_source_len(self) -> int:
@@ -90,6 +92,26 @@ class PreprocessSummary:
                      f"{' (reused)' if 'source' in reused else ''}, target {self.target_vocab_size} entries"
                      f"{' (reused)' if 'target' in reused else ''}")
         return "\n".join(lines)
+
+
+def untokenized_warnings(summary: "PreprocessSummary", subwords: bool = False) -> list[str]:
+    """Warnings when the corpus looks untokenized: about one token per line, a vocabulary nearly as large
+    as the number of tokens, or a validation unknown rate above 20 %."""
+    out: list[str] = []
+    hint = "" if subwords else "; for raw text, use --subwords sentencepiece --vocab-size 8000"
+    t = summary.train
+    for side, tokens, size, key in (("source", t.source_tokens, summary.source_vocab_size, "source"),
+                                    ("target", t.target_tokens, summary.target_vocab_size, "target")):
+        if t.pairs >= 20 and tokens / t.pairs < 1.5:
+            out.append(f"the training {side} has {tokens / t.pairs:.2f} tokens per line: it looks untokenized{hint}")
+        elif not summary.vocab_reused.get(key) and tokens >= 1000 and (size - 4) / tokens > 0.5:
+            out.append(f"the {side} vocabulary ({size} entries) is close to the number of training tokens "
+                       f"({tokens}): the text looks untokenized{hint}")
+    if summary.val is not None:
+        for side, rate in (("source", summary.val.source_unk_rate), ("target", summary.val.target_unk_rate)):
+            if rate > 0.2:
+                out.append(f"{100 * rate:.0f}% of the validation {side} tokens are unknown{hint}")
+    return out
 
 
 class _Progress:
