@@ -31,11 +31,18 @@ def _values(spec: HyperparameterSpec) -> st.SearchStrategy[Any]:
 def valid_hyperparameters(draw: st.DrawFn) -> dict[str, Any]:
     names = draw(st.lists(st.sampled_from(sorted(SCHEMA)), unique=True))
     values = {name: draw(_values(SCHEMA[name])) for name in names}
-    # satisfy the two cross-field rules (the only combinations the built-in rejects too)
+    # satisfy the cross-field rules (the only combinations the built-in rejects too)
     if "momentum" in values:
         values["optimizer_type"] = "sgd"
     if values.get("max_num_epochs") is not None and values.get("min_num_epochs", 0) > values["max_num_epochs"]:
         values["min_num_epochs"], values["max_num_epochs"] = values["max_num_epochs"], values["min_num_epochs"]
+    # the transformer's rules: on both sides or neither, model size a multiple of the heads
+    if "transformer" in (values.get("encoder_type"), values.get("decoder_type")):
+        values["encoder_type"] = values["decoder_type"] = "transformer"
+        heads = values.get("transformer_attention_heads", SCHEMA["transformer_attention_heads"].default)
+        size = values.get("transformer_model_size", SCHEMA["transformer_model_size"].default)
+        if size % heads:
+            values["transformer_model_size"] = heads * max(1, size // heads)
     return values
 
 

@@ -156,10 +156,12 @@ class Hyperparameters:
     cnn_kernel_width_encoder: int = declare(3, "Kernel width of the convolutional encoder.",
                                             **_upto(MAX_KERNEL_WIDTH))
     cnn_num_hidden: int = declare(512, "Hidden units of the convolutional encoder and decoder.", **_upto(MAX_UNITS))
-    decoder_type: str = declare("rnn", "Decoder architecture.", choices=("rnn", "cnn"))
+    decoder_type: str = declare("rnn", "Decoder architecture (transformer: an extension value, with "
+                                "encoder_type=transformer).", choices=("rnn", "cnn", "transformer"))
     embed_dropout_source: float = declare(0, "Dropout on the source embeddings.", **_UNIT)
     embed_dropout_target: float = declare(0, "Dropout on the target embeddings.", **_UNIT)
-    encoder_type: str = declare("rnn", "Encoder architecture.", choices=("rnn", "cnn"))
+    encoder_type: str = declare("rnn", "Encoder architecture (transformer: an extension value, with "
+                                "decoder_type=transformer).", choices=("rnn", "cnn", "transformer"))
     fixed_rate_lr_half_life: int = declare(10, "Half-life of the learning rate, in checkpoints, for the "
                                            "fixed_rate_* schedulers.", **_POS)
     learning_rate: float = declare(0.0003, "Initial learning rate.", minimum=0.0, min_exclusive=True)
@@ -226,6 +228,27 @@ class Hyperparameters:
                                           minimum=0.0, extension=True)
     length_penalty_beta: float = declare(0.0, "Length penalty offset for beam search (see "
                                          "length_penalty_alpha).", minimum=0.0, extension=True)
+    transformer_model_size: int = declare(512, "Width of the transformer's layers and embeddings (the "
+                                          "transformer ignores num_embed_*); divisible by "
+                                          "transformer_attention_heads.", extension=True, **_upto(MAX_UNITS))
+    transformer_attention_heads: int = declare(8, "Attention heads of every transformer attention layer.",
+                                               extension=True, **_upto(1024))
+    transformer_feed_forward_num_hidden: int = declare(2048, "Hidden units of the transformer's feed-forward "
+                                                       "layers.", extension=True, **_upto(4 * MAX_UNITS))
+    transformer_dropout_attention: float = declare(0.1, "Dropout on the transformer's attention weights.",
+                                                   extension=True, **_UNIT)
+    transformer_dropout_act: float = declare(0.1, "Dropout after the activation of the transformer's "
+                                             "feed-forward layers.", extension=True, **_UNIT)
+    transformer_dropout_prepost: float = declare(0.1, "Dropout on every transformer sub-layer's output "
+                                                 "(before the residual sum) and on the embeddings.",
+                                                 extension=True, **_UNIT)
+    transformer_positional_embedding_type: str = declare("fixed", "Positions of the transformer: fixed "
+                                                         "(sinusoidal) or learned.", choices=("fixed", "learned"),
+                                                         extension=True)
+    weight_tying_type: str = declare("none", "Tie embeddings (transformer only): trg_softmax = the target "
+                                     "embedding is the output layer's weight; src_trg_softmax also shares it "
+                                     "with the source embedding (needs equal vocabulary sizes).",
+                                     choices=("none", "trg_softmax", "src_trg_softmax"), extension=True)
 
     def __init__(self, **values: Any) -> None:
         explicit, resolved = self._validate(values, ignore_reserved=False, strings_only=False)
@@ -436,6 +459,20 @@ def _cross_check(explicit: Mapping[str, Any], resolved: Mapping[str, Any]) -> li
             f"optimizer_type is {resolved['optimizer_type']!r} (the built-in algorithm does not take "
             "momentum with adam or rmsprop either). Remove momentum, or set optimizer_type=sgd.",
             name="momentum", value=explicit["momentum"], allowed="only with optimizer_type=sgd"))
+    sides = (resolved["encoder_type"], resolved["decoder_type"])
+    if "transformer" in sides and sides[0] != sides[1]:
+        problems.append(HyperparameterError(
+            f"hyperparameters encoder_type={sides[0]} and decoder_type={sides[1]} cannot be mixed: the "
+            "transformer runs on both sides only. Set both to transformer, or neither.",
+            name="decoder_type" if sides[0] == "transformer" else "encoder_type",
+            value=sides[1] if sides[0] == "transformer" else sides[0], allowed="transformer"))
+    size, heads = resolved["transformer_model_size"], resolved["transformer_attention_heads"]
+    if "transformer" in sides and size % heads:
+        problems.append(HyperparameterError(
+            f"hyperparameter transformer_model_size={size} is not divisible by transformer_attention_heads="
+            f"{heads}. Pick a model size that is a multiple of the number of heads (e.g. "
+            f"{max(heads, size // heads * heads)}).",
+            name="transformer_model_size", value=size, allowed=f"a multiple of {heads}"))
     max_epochs = resolved["max_num_epochs"]
     if max_epochs is not None and resolved["min_num_epochs"] > max_epochs:
         problems.append(HyperparameterError(
@@ -455,6 +492,12 @@ _PART_NAMES: dict[str, tuple[str, bool, bool]] = {
     "cnn_num_hidden": ("cnn", True, True), "cnn_activation_type": ("cnn", True, True),
     "cnn_hidden_dropout": ("cnn", True, True), "cnn_kernel_width_encoder": ("cnn", True, False),
     "cnn_kernel_width_decoder": ("cnn", False, True),
+    "transformer_model_size": ("transformer", True, True), "transformer_attention_heads": ("transformer", True, True),
+    "transformer_feed_forward_num_hidden": ("transformer", True, True),
+    "transformer_dropout_attention": ("transformer", True, True),
+    "transformer_dropout_act": ("transformer", True, True), "transformer_dropout_prepost": ("transformer", True, True),
+    "transformer_positional_embedding_type": ("transformer", True, True),
+    "weight_tying_type": ("transformer", True, True),
 }
 
 #: Names that only matter for some values of another name: name -> (other name, values).

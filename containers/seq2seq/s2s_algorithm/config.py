@@ -39,6 +39,9 @@ MODEL_HYPERPARAMETERS: tuple[str, ...] = (
     "rnn_decoder_hidden_dropout", "rnn_residual_connections", "rnn_first_residual_layer", "cnn_activation_type",
     "cnn_hidden_dropout", "cnn_kernel_width_encoder", "cnn_kernel_width_decoder", "cnn_num_hidden",
     "max_seq_len_source", "max_seq_len_target", "weight_init_type", "weight_init_scale", "xavier_factor_type",
+    "transformer_model_size", "transformer_attention_heads", "transformer_feed_forward_num_hidden",
+    "transformer_dropout_attention", "transformer_dropout_act", "transformer_dropout_prepost",
+    "transformer_positional_embedding_type", "weight_tying_type",
 )
 
 
@@ -96,6 +99,8 @@ class ModelConfig:
     @property
     def encoder_output_dim(self) -> int:
         """Width of the encoder's memory (what attention reads)."""
+        if self.encoder_type == "transformer":
+            return self.transformer_model_size
         return self.rnn_num_hidden if self.encoder_type == "rnn" else self.cnn_num_hidden
 
 
@@ -187,7 +192,8 @@ def available_memory(gpus: int = 0) -> tuple[int, str] | None:
 
 #: the hyperparameters that size a model, for the message
 _SIZE_NAMES = ("num_layers_encoder", "num_layers_decoder", "rnn_num_hidden", "cnn_num_hidden",
-               "rnn_attention_num_hidden", "num_embed_source", "num_embed_target")
+               "rnn_attention_num_hidden", "num_embed_source", "num_embed_target", "transformer_model_size",
+               "transformer_feed_forward_num_hidden")
 
 
 def check_model_fits(hp: Any, src_vocab_size: int, trg_vocab_size: int, *, gpus: int = 0,
@@ -198,13 +204,20 @@ def check_model_fits(hp: Any, src_vocab_size: int, trg_vocab_size: int, *, gpus:
     from s2s_aws.errors import InputError
 
     cfg = ModelConfig.from_hyperparameters(hp, src_vocab_size, trg_vocab_size)
-    estimate = estimate_training_memory(cfg, getattr(hp, "optimizer_type", _DEFAULT_OPTIMIZER),
-                                        getattr(hp, "momentum", None))
+    try:
+        estimate = estimate_training_memory(cfg, getattr(hp, "optimizer_type", _DEFAULT_OPTIMIZER),
+                                            getattr(hp, "momentum", None))
+    except ValueError as e:   # sizes the model cannot be built with (e.g. tied embeddings, unequal vocabularies)
+        raise InputError(f"The model these hyperparameters describe cannot be built: {e}.") from None
     room = available if available is not None else available_memory(gpus)
     if room is not None and estimate.bytes > room[0]:
         parts = {cfg.encoder_type, cfg.decoder_type}
+        transformer = "transformer" in parts
         sizes = ", ".join(f"{name}={getattr(cfg, name)}" for name in _SIZE_NAMES
-                          if not name.startswith(("rnn_", "cnn_")) or name[:3] in parts)
+                          if (name.startswith("transformer_") and transformer)
+                          or (name.startswith("num_embed_") and not transformer)
+                          or (not name.startswith(("rnn_", "cnn_", "transformer_", "num_embed_")))
+                          or name[:3] in parts)
         raise InputError(
             f"The model these hyperparameters describe cannot fit: {estimate}, with vocabularies of "
             f"{src_vocab_size:,} source and {trg_vocab_size:,} target tokens; the {room[1]} is "

@@ -19,6 +19,7 @@ from .cnn import ConvDecoder, ConvEncoder
 from .config import ModelConfig
 from .decoder import RNNDecoder
 from .encoder import EncoderOutput, RNNEncoder
+from .transformer import TransformerDecoder, TransformerEncoder, build_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +27,14 @@ __all__ = ["Seq2Seq", "init_weights"]
 
 
 class Seq2Seq(nn.Module):
-    """Encoder-decoder with attention (RNN or CNN on either side)."""
+    """Encoder-decoder with attention (RNN or CNN on either side, or a transformer on both)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        if "transformer" in (cfg.encoder_type, cfg.decoder_type):
+            self._build_transformer(cfg)
+            return
         if cfg.encoder_type == "rnn":
             self.encoder: nn.Module = RNNEncoder(cfg)
         elif cfg.encoder_type == "cnn":
@@ -45,6 +49,25 @@ class Seq2Seq(nn.Module):
         else:
             raise ValueError(f"unknown decoder_type {cfg.decoder_type!r}; allowed: rnn, cnn")
         init_weights(self, cfg.weight_init_type, cfg.weight_init_scale, cfg.xavier_factor_type)
+
+    def _build_transformer(self, cfg: ModelConfig) -> None:
+        if cfg.encoder_type != cfg.decoder_type:
+            raise ValueError(f"encoder_type={cfg.encoder_type} and decoder_type={cfg.decoder_type} cannot be "
+                             "mixed: the transformer runs on both sides only")
+        if cfg.transformer_model_size % cfg.transformer_attention_heads:
+            raise ValueError(f"transformer_model_size={cfg.transformer_model_size} is not divisible by "
+                             f"transformer_attention_heads={cfg.transformer_attention_heads}")
+        src_embed, trg_embed = build_embeddings(cfg)
+        self.encoder = TransformerEncoder(cfg, src_embed)
+        self.decoder = TransformerDecoder(cfg, self.encoder.output_dim, trg_embed)
+        if cfg.weight_tying_type in ("trg_softmax", "src_trg_softmax"):
+            self.decoder.output.weight = trg_embed.weight
+        init_weights(self, cfg.weight_init_type, cfg.weight_init_scale, cfg.xavier_factor_type)
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, nn.LayerNorm):
+                    module.weight.fill_(1.0)
+                    module.bias.zero_()
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         """Encode ``src`` ``(B, S)`` and cache what every decoding step reuses."""
